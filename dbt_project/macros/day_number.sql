@@ -1,0 +1,46 @@
+{# Integer day number of a date/timestamp expression (days since 2000-01-01).
+   Trailing windows use `range between N preceding` over it, which every warehouse supports. #}
+{% macro day_number(expr) -%}
+    {{ dbt.datediff("cast('2000-01-01' as date)", "cast(" ~ expr ~ " as date)", "day") }}
+{%- endmacro %}
+
+{# A project var holding an ISO date, as a timestamp literal. #}
+{% macro var_timestamp(name) -%}
+    cast('{{ var(name) }}' as {{ dbt.type_timestamp() }})
+{%- endmacro %}
+
+{# Day of week, 0 = Monday ... 6 = Sunday. #}
+{% macro day_of_week(expr) -%}
+    {{ return(adapter.dispatch('day_of_week', 'shoprank')(expr)) }}
+{%- endmacro %}
+
+{% macro default__day_of_week(expr) -%}
+    (extract(isodow from {{ expr }}) - 1)
+{%- endmacro %}
+
+{% macro bigquery__day_of_week(expr) -%}
+    mod(extract(dayofweek from {{ expr }}) + 5, 7)
+{%- endmacro %}
+
+{# Divide, giving null instead of an error when the denominator is 0. #}
+{% macro safe_divide(numerator, denominator) -%}
+    ({{ numerator }}) / nullif({{ denominator }}, 0)
+{%- endmacro %}
+
+{# Sum of `expr` over the `days` days ending on the current row's day_num (range frame). #}
+{% macro trailing_sum(expr, partition_by, days) -%}
+    sum({{ expr }}) over (
+        partition by {{ partition_by }}
+        order by day_num
+        range between {{ days - 1 }} preceding and current row
+    )
+{%- endmacro %}
+
+{# Running total of `expr` up to and including the current row's day. #}
+{% macro running_sum(expr, partition_by) -%}
+    sum({{ expr }}) over (
+        partition by {{ partition_by }}
+        order by day_num
+        rows between unbounded preceding and current row
+    )
+{%- endmacro %}
