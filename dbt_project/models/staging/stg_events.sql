@@ -17,7 +17,7 @@ renamed as (
         {{ dbt.safe_cast('product_id', api.Column.translate_type('bigint')) }} as product_id,
         cast(session_id as {{ dbt.type_string() }}) as session_id,
         lower(trim(cast(event_type as {{ dbt.type_string() }}))) as event_type,
-        {{ dbt.safe_cast('price', dbt.type_float()) }} as price,
+        {{ dbt.safe_cast('price', type_double()) }} as price,
         coalesce({{ dbt.safe_cast('quantity', dbt.type_int()) }}, 1) as quantity,
         lower(trim(cast(device as {{ dbt.type_string() }}))) as device
 

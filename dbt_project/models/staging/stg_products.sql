@@ -18,7 +18,7 @@ final as (
         cast(brand as {{ dbt.type_string() }}) as brand,
         cast(color as {{ dbt.type_string() }}) as color,
         cast(material as {{ dbt.type_string() }}) as material,
-        cast(price as {{ dbt.type_float() }}) as price,
+        cast(price as {{ type_double() }}) as price,
         cast(in_stock as {{ dbt.type_boolean() }}) as in_stock,
         cast(launched_at as {{ dbt.type_timestamp() }}) as launched_at
 

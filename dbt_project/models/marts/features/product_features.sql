@@ -54,9 +54,9 @@ activity_snapshots as (
         revenue_30d,
         views_total,
         purchases_total,
-        least(1.0, {{ safe_divide('carts_30d', 'views_30d') }}) as view_to_cart_rate_30d,
-        least(1.0, {{ safe_divide('purchases_30d', 'carts_30d') }}) as cart_to_purchase_rate_30d,
-        least(1.0, {{ safe_divide('purchases_30d', 'views_30d') }}) as view_to_purchase_rate_30d,
+        {{ capped_rate('carts_30d', 'views_30d') }} as view_to_cart_rate_30d,
+        {{ capped_rate('purchases_30d', 'carts_30d') }} as cart_to_purchase_rate_30d,
+        {{ capped_rate('purchases_30d', 'views_30d') }} as view_to_purchase_rate_30d,
         {{ safe_divide('views_7d', 'views_30d') }} as views_7d_share_of_30d
 
     from windowed
@@ -121,22 +121,22 @@ final as (
         cast(snapshots.carts_30d as {{ dbt.type_bigint() }}) as carts_30d,
         cast(snapshots.purchases_7d as {{ dbt.type_bigint() }}) as purchases_7d,
         cast(snapshots.purchases_30d as {{ dbt.type_bigint() }}) as purchases_30d,
-        cast(snapshots.revenue_30d as {{ dbt.type_float() }}) as revenue_30d,
+        cast(snapshots.revenue_30d as {{ type_double() }}) as revenue_30d,
         cast(snapshots.views_total as {{ dbt.type_bigint() }}) as views_total,
         cast(snapshots.purchases_total as {{ dbt.type_bigint() }}) as purchases_total,
-        cast(snapshots.view_to_cart_rate_30d as {{ dbt.type_float() }}) as view_to_cart_rate_30d,
-        cast(snapshots.cart_to_purchase_rate_30d as {{ dbt.type_float() }})
+        cast(snapshots.view_to_cart_rate_30d as {{ type_double() }}) as view_to_cart_rate_30d,
+        cast(snapshots.cart_to_purchase_rate_30d as {{ type_double() }})
             as cart_to_purchase_rate_30d,
-        cast(snapshots.view_to_purchase_rate_30d as {{ dbt.type_float() }})
+        cast(snapshots.view_to_purchase_rate_30d as {{ type_double() }})
             as view_to_purchase_rate_30d,
-        cast(snapshots.views_7d_share_of_30d as {{ dbt.type_float() }}) as views_7d_share_of_30d,
+        cast(snapshots.views_7d_share_of_30d as {{ type_double() }}) as views_7d_share_of_30d,
         products.category_l1,
         products.category_l2,
         products.brand,
         products.color,
         products.material,
-        cast(products.price as {{ dbt.type_float() }}) as price,
-        cast(products.price_rel_category as {{ dbt.type_float() }}) as price_rel_category,
+        cast(products.price as {{ type_double() }}) as price,
+        cast(products.price_rel_category as {{ type_double() }}) as price_rel_category,
         cast(case when products.in_stock then 1 else 0 end as {{ dbt.type_bigint() }}) as in_stock,
         cast(
             snapshots.snapshot_day_num - {{ day_number('products.launched_at') }}

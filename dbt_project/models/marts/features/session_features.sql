@@ -30,25 +30,22 @@ sequenced as (
         event_type,
         product_id,
         category_l2,
-        lag(product_id, 1) over user_order as previous_product_id_1,
-        lag(product_id, 2) over user_order as previous_product_id_2,
-        lag(product_id, 3) over user_order as previous_product_id_3,
-        lag(product_id, 4) over user_order as previous_product_id_4,
-        lag(category_l2, 1) over user_order as previous_category_l2_1,
-        lag(category_l2, 2) over user_order as previous_category_l2_2,
-        row_number() over session_order as session_position,
-        sum(case when event_type = 'cart' then 1 else 0 end) over session_order
+        lag(product_id, 1) over (partition by user_id order by event_at) as previous_product_id_1,
+        lag(product_id, 2) over (partition by user_id order by event_at) as previous_product_id_2,
+        lag(product_id, 3) over (partition by user_id order by event_at) as previous_product_id_3,
+        lag(product_id, 4) over (partition by user_id order by event_at) as previous_product_id_4,
+        lag(category_l2, 1) over (partition by user_id order by event_at) as previous_category_l2_1,
+        lag(category_l2, 2) over (partition by user_id order by event_at) as previous_category_l2_2,
+        row_number() over (partition by session_id order by event_at) as session_position,
+        sum(case when event_type = 'cart' then 1 else 0 end) over (
+            partition by session_id order by event_at
+            rows between unbounded preceding and current row
+        )
             as session_carts,
         min(event_at) over (partition by session_id) as session_started_at
 
     from one_per_instant
     where instant_rank = 1
-    window
-        user_order as (partition by user_id order by event_at),
-        session_order as (
-            partition by session_id order by event_at
-            rows between unbounded preceding and current row
-        )
 
 ),
 
@@ -71,7 +68,7 @@ final as (
         cast(session_carts as {{ dbt.type_bigint() }}) as session_cart_count,
         cast(
             {{ dbt.datediff('session_started_at', 'event_at', 'second') }}
-            as {{ dbt.type_float() }}
+            as {{ type_double() }}
         ) / 60.0 as session_minutes
 
     from sequenced

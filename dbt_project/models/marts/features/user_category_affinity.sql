@@ -17,8 +17,8 @@ final as (
             {{ dbt.dateadd('day', 'day_num + 1', "cast('2000-01-01' as date)") }}
             as {{ dbt.type_timestamp() }}
         ) as event_timestamp,
-        cast(score_90d as {{ dbt.type_float() }}) as category_score_90d,
-        cast(share_90d as {{ dbt.type_float() }}) as category_share_90d,
+        cast(score_90d as {{ type_double() }}) as category_score_90d,
+        cast(share_90d as {{ type_double() }}) as category_share_90d,
         cast(category_rank as {{ dbt.type_bigint() }}) as category_rank_90d
 
     from trailing_scores

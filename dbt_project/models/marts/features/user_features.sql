@@ -94,7 +94,7 @@ activity_snapshots as (
         windowed.active_days_total,
         windowed.revenue_total,
         {{ safe_divide('windowed.revenue_total', 'windowed.orders_total') }} as avg_order_value,
-        least(1.0, {{ safe_divide('windowed.purchases_total', 'windowed.carts_total') }})
+        {{ capped_rate('windowed.purchases_total', 'windowed.carts_total') }}
             as cart_to_purchase_rate,
         windowed.day_num - windowed.previous_day_num as days_since_previous_active_day,
         windowed.day_num + 1 - windowed.last_purchase_day_num as days_since_last_purchase,
@@ -192,19 +192,19 @@ final as (
         cast(snapshots.orders_total as {{ dbt.type_bigint() }}) as orders_total,
         cast(snapshots.sessions_total as {{ dbt.type_bigint() }}) as sessions_total,
         cast(snapshots.active_days_total as {{ dbt.type_bigint() }}) as active_days_total,
-        cast(snapshots.revenue_total as {{ dbt.type_float() }}) as revenue_total,
-        cast(snapshots.avg_order_value as {{ dbt.type_float() }}) as avg_order_value,
-        cast(snapshots.cart_to_purchase_rate as {{ dbt.type_float() }}) as cart_to_purchase_rate,
+        cast(snapshots.revenue_total as {{ type_double() }}) as revenue_total,
+        cast(snapshots.avg_order_value as {{ type_double() }}) as avg_order_value,
+        cast(snapshots.cart_to_purchase_rate as {{ type_double() }}) as cart_to_purchase_rate,
         cast(snapshots.days_since_previous_active_day as {{ dbt.type_bigint() }})
             as days_since_previous_active_day,
         cast(snapshots.days_since_last_purchase as {{ dbt.type_bigint() }})
             as days_since_last_purchase,
         cast(snapshots.top_category_l1_90d as {{ dbt.type_string() }}) as top_category_l1_90d,
-        cast(snapshots.top_category_share_90d as {{ dbt.type_float() }})
+        cast(snapshots.top_category_share_90d as {{ type_double() }})
             as top_category_share_90d,
         cast(snapshots.top_brand_90d as {{ dbt.type_string() }}) as top_brand_90d,
-        cast(snapshots.top_brand_share_90d as {{ dbt.type_float() }}) as top_brand_share_90d,
-        cast(snapshots.avg_price_rel_category_90d as {{ dbt.type_float() }})
+        cast(snapshots.top_brand_share_90d as {{ type_double() }}) as top_brand_share_90d,
+        cast(snapshots.avg_price_rel_category_90d as {{ type_double() }})
             as avg_price_rel_category_90d,
         case
             when snapshots.avg_price_rel_category_90d is null then 'unknown'

@@ -24,7 +24,7 @@
 
 {# Divide, giving null instead of an error when the denominator is 0. #}
 {% macro safe_divide(numerator, denominator) -%}
-    ({{ numerator }}) / nullif({{ denominator }}, 0)
+    cast({{ numerator }} as {{ type_double() }}) / nullif({{ denominator }}, 0)
 {%- endmacro %}
 
 {# Sum of `expr` over the `days` days ending on the current row's day_num (range frame). #}
@@ -44,3 +44,20 @@
         rows between unbounded preceding and current row
     )
 {%- endmacro %}
+
+{# numerator / denominator capped at 1; null when the denominator is 0 or null.
+   (least() skips nulls on most warehouses, so it cannot carry the null by itself.) #}
+{% macro capped_rate(numerator, denominator) -%}
+    case when {{ denominator }} > 0 then least(1.0, cast({{ numerator }} as {{ type_double() }}) / {{ denominator }}) end
+{%- endmacro %}
+
+{# 64-bit float (dbt.type_float() is 32-bit on DuckDB). #}
+{% macro type_double() -%}
+    {{ return(adapter.dispatch('type_double', 'shoprank')()) }}
+{%- endmacro %}
+
+{% macro default__type_double() -%}double precision{%- endmacro %}
+
+{% macro duckdb__type_double() -%}double{%- endmacro %}
+
+{% macro bigquery__type_double() -%}float64{%- endmacro %}
