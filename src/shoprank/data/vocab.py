@@ -9,7 +9,9 @@ material word and its care phrase.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +28,7 @@ TRAFFIC_SOURCES: tuple[str, ...] = ("direct", "search", "email", "social", "ads"
 EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase")
 
 # Monthly multipliers (January..December) for category seasons.
-SEASON_PROFILES: dict[str, tuple[float, ...]] = {
+SEASON_PROFILES: Mapping[str, tuple[float, ...]] = MappingProxyType({
     "flat": (1.0, 0.95, 1.0, 1.0, 1.0, 0.95, 0.95, 1.0, 1.0, 1.0, 1.05, 1.1),
     "spring": (0.5, 0.7, 1.3, 1.8, 1.7, 1.3, 1.0, 0.8, 0.8, 0.7, 0.6, 0.6),
     "summer": (0.45, 0.55, 0.85, 1.3, 1.7, 1.9, 1.8, 1.4, 0.9, 0.6, 0.45, 0.5),
@@ -38,7 +40,7 @@ SEASON_PROFILES: dict[str, tuple[float, ...]] = {
     "gift_mild": (0.85, 0.85, 0.85, 0.85, 0.9, 0.9, 0.9, 0.9, 0.95, 1.05, 1.5, 1.8),
     "fitness": (1.9, 1.4, 1.1, 1.0, 1.0, 0.9, 0.8, 0.8, 1.0, 0.9, 0.9, 0.8),
     "school": (0.9, 0.85, 0.85, 0.85, 0.85, 0.9, 1.1, 1.6, 1.5, 0.95, 1.1, 1.3),
-}
+})
 
 # Each L1 category's tilt per age band (18-24 .. 65+), region (REGIONS order) and device.
 _FLAT_REGION = (1.0,) * 8

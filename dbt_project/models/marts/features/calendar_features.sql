@@ -57,6 +57,7 @@ named_distance as (
 final as (
 
     select
+        cast(calendar.calendar_date as {{ dbt.type_string() }}) as calendar_date,
         cast(calendar.calendar_date as {{ dbt.type_timestamp() }}) as event_timestamp,
         cast({{ day_of_week('calendar.calendar_date') }} as {{ dbt.type_bigint() }})
             as day_of_week,

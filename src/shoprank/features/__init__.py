@@ -1,0 +1,1 @@
+"""Feast feature store: definitions from dbt's manifest, apply/materialize, training sets."""

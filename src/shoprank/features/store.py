@@ -1,0 +1,106 @@
+"""Open, apply and materialize the Feast store with shoprank's settings.
+
+``feature_repo/feature_store.yaml`` is the one config file; its ``${SHOPRANK_DATA_DIR}`` is
+filled from the settings, and ``SHOPRANK_ONLINE_STORE=redis`` swaps its SQLite online store for
+Redis at ``SHOPRANK_REDIS_URL`` without a second YAML file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import string
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from feast import FeatureStore
+from feast.repo_config import RepoConfig
+
+from shoprank.settings import Settings
+
+FEATURE_STORE_YAML = "feature_store.yaml"
+
+
+class FeatureStoreConfigError(ValueError):
+    """feature_store.yaml is missing or malformed."""
+
+
+def load_repo_config(settings: Settings) -> RepoConfig:
+    """Read feature_store.yaml, fill in the data directory and apply the online-store choice.
+
+    Raises:
+        FeatureStoreConfigError: naming the file and the bad field.
+    """
+    path = settings.feature_repo_dir / FEATURE_STORE_YAML
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise FeatureStoreConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        filled = string.Template(text).substitute(settings.tool_env())
+        raw = yaml.safe_load(filled)
+    except (KeyError, ValueError, yaml.YAMLError) as exc:
+        raise FeatureStoreConfigError(f"{path}: malformed: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise FeatureStoreConfigError(f"{path}: expected a mapping of settings")
+    if settings.online_store == "redis":
+        raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url}
+    try:
+        config = RepoConfig(**raw)
+    except Exception as exc:  # pydantic's ValidationError names the field
+        first = str(exc).splitlines()[1:2] or [str(exc)]
+        raise FeatureStoreConfigError(f"{path}: invalid field: {first[0].strip()}") from exc
+    config.repo_path = settings.feature_repo_dir
+    return config
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    """A FeatureStore for the project's feature repo and data directory."""
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(repo_path=str(settings.feature_repo_dir), config=load_repo_config(settings))
+
+
+@contextlib.contextmanager
+def _tool_environment(settings: Settings) -> Iterator[None]:
+    """Export the settings' paths while Feast imports the repo modules, then restore."""
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    os.environ.update(settings.tool_env())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+
+
+def apply(settings: Settings) -> None:
+    """Register the feature repo's objects (what ``feast apply`` does), deleting stale ones."""
+    from feast.repo_operations import apply_total
+
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    config = load_repo_config(settings)
+    with _tool_environment(settings):
+        apply_total(config, settings.feature_repo_dir, skip_source_validation=False)
+
+
+def materialize(settings: Settings, end: datetime, start: datetime | None = None) -> str:
+    """Load the latest feature values up to ``end`` into the online store.
+
+    A fresh store (no view materialized yet) is backfilled from ``start`` (default: the start
+    of the data window), because ``materialize_incremental`` writes nothing there. Later runs
+    are incremental.
+
+    Returns:
+        "backfill" or "incremental", the mode that ran.
+    """
+    store = open_store(settings)
+    views = store.list_feature_views()
+    fresh = all(not view.materialization_intervals for view in views)
+    if fresh:
+        begin = start or settings.splits.data_start.replace(year=settings.splits.data_start.year - 5)
+        store.materialize(start_date=begin, end_date=end)
+        return "backfill"
+    store.materialize_incremental(end_date=end)
+    return "incremental"
