@@ -1,4 +1,4 @@
-"""Entities: user, product, category, day (join keys user_id, product_id, category_l1, calendar_date)."""
+"""Entities: user, product, category and day (the calendar)."""
 
 from _definitions import DEFINITIONS
 

@@ -136,7 +136,7 @@ class Settings(BaseSettings):
         return read_splits(self.dbt_project_dir / "dbt_project.yml")
 
     def tool_env(self) -> dict[str, str]:
-        """Environment for dbt and Feast subprocesses (profiles.yml / feature_store.yaml read it)."""
+        """Environment for dbt and Feast (profiles.yml and feature_store.yaml read it)."""
         env = dict(os.environ)
         env.update(
             SHOPRANK_DATA_DIR=str(self.data_path),
@@ -160,6 +160,7 @@ def read_splits(dbt_project_yml: Path) -> Splits:
 
     Raises:
         ValueError: naming the file and var when one is missing, malformed or out of order.
+
     """
     try:
         doc = yaml.safe_load(dbt_project_yml.read_text())

@@ -112,10 +112,12 @@ def _pick_corruptions(
     wanted = [
         round(rate * n_clean)
         for rate in (
-            rates.invalid_price, rates.unknown_product, rates.unknown_user,
+            rates.invalid_price,
+            rates.unknown_product,
+            rates.unknown_user,
             rates.future_timestamp,
         )
-    ]  # fmt: skip
+    ]
     chosen = rng.choice(free, size=min(sum(wanted), free.size), replace=False)
     labels = np.repeat(np.arange(1, 5), wanted)[: chosen.size]
     kind[chosen] = labels
@@ -182,6 +184,7 @@ def inject_faults(
 
     Returns:
         The final rows in file order and the log of injected faults (final positions).
+
     """
     n_base = len(events)
     n_dup = n_rows - n_base

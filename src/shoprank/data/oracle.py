@@ -42,6 +42,7 @@ def to_us(times: np.ndarray | Any) -> np.ndarray:
 
     Returns:
         An int64 array of microseconds since 1970-01-01 UTC.
+
     """
     arr = np.asarray(times)
     if arr.dtype.kind == "M":
@@ -75,6 +76,7 @@ def holiday_level(t_us: np.ndarray) -> np.ndarray:
     Returns:
         Float array in [0, 1]: 1.0 for Black Friday..Cyber Monday, 0.5 for 1-23 December and
         the Boxing Day sales (26 December - 7 January), else 0.
+
     """
     days = t_us // US_PER_DAY
     day64 = days.astype("datetime64[D]")
@@ -173,6 +175,7 @@ def pair_logits(
 
     Returns:
         (cart logit, buy logit) as float64 arrays.
+
     """
     u, p, t_us = rows
     fav = (users.fav_brands[u] == products.brand[p][:, None]).any(axis=1)
@@ -221,6 +224,7 @@ def pair_propensity(
 
     Returns:
         Probabilities in [0, 1].
+
     """
     u, p, t_us = rows
     cart, buy = pair_logits(users, products, season, rows, params)
@@ -228,7 +232,9 @@ def pair_propensity(
     return np.where(live, sigmoid(cart) * sigmoid(buy), 0.0)
 
 
-def calibrate_intercept(rest: np.ndarray, target: float, weights: np.ndarray | None = None) -> float:
+def calibrate_intercept(
+    rest: np.ndarray, target: float, weights: np.ndarray | None = None
+) -> float:
     """Find the intercept a with weighted mean sigmoid(a + rest) == target (Newton's method).
 
     Args:
@@ -238,6 +244,7 @@ def calibrate_intercept(rest: np.ndarray, target: float, weights: np.ndarray | N
 
     Returns:
         The intercept.
+
     """
     w = np.ones_like(rest) if weights is None else weights
     total = float(w.sum())
@@ -316,6 +323,7 @@ class Oracle:
 
         Raises:
             ValueError: If a truth file is missing.
+
         """
         truth_dir = Path(truth_dir)
         for name in ("meta.json", "users.parquet", "products.parquet"):
@@ -359,6 +367,7 @@ class Oracle:
 
         Returns:
             Float64 probabilities with the broadcast shape; 0 before launch and for bots.
+
         """
         u, p, t = np.broadcast_arrays(
             self._rows(user_ids, self.n_users, "user_ids"),
@@ -388,6 +397,7 @@ class Oracle:
         Returns:
             Up to k product ids, best first; products with zero propensity (not yet launched)
             are never returned. Ties break by ascending product id.
+
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")

@@ -20,27 +20,36 @@ import pyarrow.compute as pc
 AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 AGE_BAND_SHARES: tuple[float, ...] = (0.13, 0.24, 0.21, 0.18, 0.14, 0.10)
 REGIONS: tuple[str, ...] = (
-    "north", "south", "east", "west", "central", "london", "scotland", "wales",
-)  # fmt: skip
+    "north",
+    "south",
+    "east",
+    "west",
+    "central",
+    "london",
+    "scotland",
+    "wales",
+)
 REGION_SHARES: tuple[float, ...] = (0.15, 0.16, 0.11, 0.10, 0.14, 0.19, 0.09, 0.06)
 DEVICES: tuple[str, ...] = ("mobile", "desktop", "tablet")
 TRAFFIC_SOURCES: tuple[str, ...] = ("direct", "search", "email", "social", "ads")
 EVENT_TYPES: tuple[str, ...] = ("view", "cart", "purchase")
 
 # Monthly multipliers (January..December) for category seasons.
-SEASON_PROFILES: Mapping[str, tuple[float, ...]] = MappingProxyType({
-    "flat": (1.0, 0.95, 1.0, 1.0, 1.0, 0.95, 0.95, 1.0, 1.0, 1.0, 1.05, 1.1),
-    "spring": (0.5, 0.7, 1.3, 1.8, 1.7, 1.3, 1.0, 0.8, 0.8, 0.7, 0.6, 0.6),
-    "summer": (0.45, 0.55, 0.85, 1.3, 1.7, 1.9, 1.8, 1.4, 0.9, 0.6, 0.45, 0.5),
-    "hot": (0.25, 0.3, 0.45, 0.8, 1.5, 2.5, 2.8, 2.1, 0.9, 0.4, 0.25, 0.25),
-    "winter": (1.9, 1.6, 1.1, 0.7, 0.45, 0.35, 0.35, 0.45, 0.8, 1.4, 1.9, 2.0),
-    "autumn": (1.2, 1.0, 0.8, 0.6, 0.5, 0.5, 0.5, 0.7, 1.2, 1.6, 1.6, 1.3),
-    "gifts": (0.6, 0.9, 0.7, 0.7, 0.75, 0.75, 0.75, 0.75, 0.85, 1.1, 2.0, 3.2),
-    "toys": (0.7, 0.6, 0.7, 0.7, 0.7, 0.7, 0.8, 0.8, 0.9, 1.2, 2.0, 2.9),
-    "gift_mild": (0.85, 0.85, 0.85, 0.85, 0.9, 0.9, 0.9, 0.9, 0.95, 1.05, 1.5, 1.8),
-    "fitness": (1.9, 1.4, 1.1, 1.0, 1.0, 0.9, 0.8, 0.8, 1.0, 0.9, 0.9, 0.8),
-    "school": (0.9, 0.85, 0.85, 0.85, 0.85, 0.9, 1.1, 1.6, 1.5, 0.95, 1.1, 1.3),
-})
+SEASON_PROFILES: Mapping[str, tuple[float, ...]] = MappingProxyType(
+    {
+        "flat": (1.0, 0.95, 1.0, 1.0, 1.0, 0.95, 0.95, 1.0, 1.0, 1.0, 1.05, 1.1),
+        "spring": (0.5, 0.7, 1.3, 1.8, 1.7, 1.3, 1.0, 0.8, 0.8, 0.7, 0.6, 0.6),
+        "summer": (0.45, 0.55, 0.85, 1.3, 1.7, 1.9, 1.8, 1.4, 0.9, 0.6, 0.45, 0.5),
+        "hot": (0.25, 0.3, 0.45, 0.8, 1.5, 2.5, 2.8, 2.1, 0.9, 0.4, 0.25, 0.25),
+        "winter": (1.9, 1.6, 1.1, 0.7, 0.45, 0.35, 0.35, 0.45, 0.8, 1.4, 1.9, 2.0),
+        "autumn": (1.2, 1.0, 0.8, 0.6, 0.5, 0.5, 0.5, 0.7, 1.2, 1.6, 1.6, 1.3),
+        "gifts": (0.6, 0.9, 0.7, 0.7, 0.75, 0.75, 0.75, 0.75, 0.85, 1.1, 2.0, 3.2),
+        "toys": (0.7, 0.6, 0.7, 0.7, 0.7, 0.7, 0.8, 0.8, 0.9, 1.2, 2.0, 2.9),
+        "gift_mild": (0.85, 0.85, 0.85, 0.85, 0.9, 0.9, 0.9, 0.9, 0.95, 1.05, 1.5, 1.8),
+        "fitness": (1.9, 1.4, 1.1, 1.0, 1.0, 0.9, 0.8, 0.8, 1.0, 0.9, 0.9, 0.8),
+        "school": (0.9, 0.85, 0.85, 0.85, 0.85, 0.9, 1.1, 1.6, 1.5, 0.95, 1.1, 1.3),
+    }
+)
 
 # Each L1 category's tilt per age band (18-24 .. 65+), region (REGIONS order) and device.
 _FLAT_REGION = (1.0,) * 8
@@ -75,26 +84,66 @@ CATEGORIES: tuple[TopCategory, ...] = (
     TopCategory(
         name="Home & Garden",
         leaves=(
-            Leaf("Garden Furniture", 120.0, ("Bistro Set", "Garden Bench", "Sun Lounger",
-                                             "Patio Table"), "summer"),
-            Leaf("Planters & Pots", 22.0, ("Planter", "Plant Pot", "Window Box",
-                                           "Hanging Basket"), "spring"),
-            Leaf("Lawn Mowers", 180.0, ("Lawn Mower", "Grass Trimmer", "Robot Mower",
-                                        "Lawn Scarifier"), "spring"),
-            Leaf("Garden Tools", 25.0, ("Trowel", "Pruning Shears", "Garden Rake",
-                                        "Hose Reel", "Spade"), "spring"),
-            Leaf("Bedding", 45.0, ("Duvet Cover", "Pillowcase Set", "Fitted Sheet",
-                                   "Mattress Topper"), "flat"),
-            Leaf("Home Decor", 30.0, ("Wall Mirror", "Vase", "Picture Frame", "Table Lamp",
-                                      "Rug"), "gift_mild"),
+            Leaf(
+                "Garden Furniture",
+                120.0,
+                ("Bistro Set", "Garden Bench", "Sun Lounger", "Patio Table"),
+                "summer",
+            ),
+            Leaf(
+                "Planters & Pots",
+                22.0,
+                ("Planter", "Plant Pot", "Window Box", "Hanging Basket"),
+                "spring",
+            ),
+            Leaf(
+                "Lawn Mowers",
+                180.0,
+                ("Lawn Mower", "Grass Trimmer", "Robot Mower", "Lawn Scarifier"),
+                "spring",
+            ),
+            Leaf(
+                "Garden Tools",
+                25.0,
+                ("Trowel", "Pruning Shears", "Garden Rake", "Hose Reel", "Spade"),
+                "spring",
+            ),
+            Leaf(
+                "Bedding",
+                45.0,
+                ("Duvet Cover", "Pillowcase Set", "Fitted Sheet", "Mattress Topper"),
+                "flat",
+            ),
+            Leaf(
+                "Home Decor",
+                30.0,
+                ("Wall Mirror", "Vase", "Picture Frame", "Table Lamp", "Rug"),
+                "gift_mild",
+            ),
         ),
-        adjectives=("Classic", "Rustic", "Modern", "Weatherproof", "Compact", "Elegant",
-                    "Sturdy", "Scandi"),
+        adjectives=(
+            "Classic",
+            "Rustic",
+            "Modern",
+            "Weatherproof",
+            "Compact",
+            "Elegant",
+            "Sturdy",
+            "Scandi",
+        ),
         materials=("Wood", "Steel", "Ceramic", "Rattan", "Cotton", "Linen"),
-        features=("Resists fading and easy to wipe clean.", "Assembles in minutes with no tools.",
-                  "Built to last through every season.", "Folds flat for simple storage."),
-        uses=("lazy summer afternoons in the garden", "refreshing a tired bedroom",
-              "weekend projects around the house", "adding warmth to a living room"),
+        features=(
+            "Resists fading and easy to wipe clean.",
+            "Assembles in minutes with no tools.",
+            "Built to last through every season.",
+            "Folds flat for simple storage.",
+        ),
+        uses=(
+            "lazy summer afternoons in the garden",
+            "refreshing a tired bedroom",
+            "weekend projects around the house",
+            "adding warmth to a living room",
+        ),
         age_tilt=(0.4, 0.8, 1.1, 1.3, 1.5, 1.5),
         region_tilt=(1.0, 1.3, 1.1, 1.2, 1.0, 0.6, 0.9, 1.2),
         device_tilt=(0.9, 1.1, 1.2),
@@ -105,21 +154,48 @@ CATEGORIES: tuple[TopCategory, ...] = (
             Leaf("Headphones", 60.0, ("Headphones", "Earbuds", "Headset"), "gift_mild"),
             Leaf("Smartphones", 420.0, ("Smartphone", "Phone", "Mobile Phone"), "gift_mild"),
             Leaf("Laptops", 650.0, ("Laptop", "Notebook", "Ultrabook", "Chromebook"), "school"),
-            Leaf("Smart Home", 70.0, ("Smart Speaker", "Smart Plug", "Video Doorbell",
-                                      "Smart Bulb"), "gift_mild"),
-            Leaf("Cameras", 380.0, ("Camera", "Action Camera", "Mirrorless Camera",
-                                    "Camera Lens"), "summer"),
-            Leaf("TV & Audio", 450.0, ("Television", "Soundbar", "Projector",
-                                       "Streaming Stick"), "gift_mild"),
+            Leaf(
+                "Smart Home",
+                70.0,
+                ("Smart Speaker", "Smart Plug", "Video Doorbell", "Smart Bulb"),
+                "gift_mild",
+            ),
+            Leaf(
+                "Cameras",
+                380.0,
+                ("Camera", "Action Camera", "Mirrorless Camera", "Camera Lens"),
+                "summer",
+            ),
+            Leaf(
+                "TV & Audio",
+                450.0,
+                ("Television", "Soundbar", "Projector", "Streaming Stick"),
+                "gift_mild",
+            ),
         ),
-        adjectives=("Wireless", "Smart", "Ultra-Slim", "Pro", "Portable", "High-Definition",
-                    "Noise-Cancelling", "Fast-Charging"),
+        adjectives=(
+            "Wireless",
+            "Smart",
+            "Ultra-Slim",
+            "Pro",
+            "Portable",
+            "High-Definition",
+            "Noise-Cancelling",
+            "Fast-Charging",
+        ),
         materials=("Aluminium", "Plastic", "Glass", "Carbon Fibre"),
-        features=("Long battery life keeps you going all day.",
-                  "Pairs instantly over Bluetooth.", "Crisp sound and sharp picture quality.",
-                  "Comes with a two-year warranty."),
-        uses=("working from home", "gaming marathons", "commuting and travel",
-              "movie nights on the sofa"),
+        features=(
+            "Long battery life keeps you going all day.",
+            "Pairs instantly over Bluetooth.",
+            "Crisp sound and sharp picture quality.",
+            "Comes with a two-year warranty.",
+        ),
+        uses=(
+            "working from home",
+            "gaming marathons",
+            "commuting and travel",
+            "movie nights on the sofa",
+        ),
         age_tilt=(1.6, 1.4, 1.1, 0.9, 0.7, 0.5),
         region_tilt=(1.0, 0.9, 1.0, 0.9, 1.1, 1.4, 0.9, 0.9),
         device_tilt=(1.0, 1.3, 0.9),
@@ -127,21 +203,39 @@ CATEGORIES: tuple[TopCategory, ...] = (
     TopCategory(
         name="Fashion",
         leaves=(
-            Leaf("Coats & Jackets", 85.0, ("Parka", "Puffer Jacket", "Trench Coat",
-                                           "Rain Jacket"), "winter"),
+            Leaf(
+                "Coats & Jackets",
+                85.0,
+                ("Parka", "Puffer Jacket", "Trench Coat", "Rain Jacket"),
+                "winter",
+            ),
             Leaf("Swimwear", 28.0, ("Swimsuit", "Bikini", "Swim Shorts"), "hot"),
-            Leaf("Dresses", 45.0, ("Midi Dress", "Maxi Dress", "Shirt Dress",
-                                   "Wrap Dress"), "summer"),
+            Leaf(
+                "Dresses", 45.0, ("Midi Dress", "Maxi Dress", "Shirt Dress", "Wrap Dress"), "summer"
+            ),
             Leaf("Knitwear", 40.0, ("Jumper", "Cardigan", "Roll-Neck Sweater"), "winter"),
             Leaf("Trainers", 65.0, ("Trainers", "Sneakers", "Running Shoes"), "flat"),
-            Leaf("Handbags", 55.0, ("Tote Bag", "Crossbody Bag", "Clutch", "Backpack"),
-                 "gift_mild"),
+            Leaf(
+                "Handbags", 55.0, ("Tote Bag", "Crossbody Bag", "Clutch", "Backpack"), "gift_mild"
+            ),
         ),
-        adjectives=("Slim-Fit", "Oversized", "Classic", "Relaxed", "Tailored", "Lightweight",
-                    "Cosy", "Vintage"),
+        adjectives=(
+            "Slim-Fit",
+            "Oversized",
+            "Classic",
+            "Relaxed",
+            "Tailored",
+            "Lightweight",
+            "Cosy",
+            "Vintage",
+        ),
         materials=("Cotton", "Wool", "Leather", "Denim", "Polyester", "Cashmere"),
-        features=("Machine washable at 30 degrees.", "Cut for a flattering, easy fit.",
-                  "Soft against the skin all day.", "Made with recycled fibres."),
+        features=(
+            "Machine washable at 30 degrees.",
+            "Cut for a flattering, easy fit.",
+            "Soft against the skin all day.",
+            "Made with recycled fibres.",
+        ),
         uses=("everyday wear", "weekends away", "nights out", "the office and beyond"),
         age_tilt=(1.7, 1.4, 1.0, 0.8, 0.6, 0.5),
         region_tilt=(0.9, 1.0, 0.9, 0.9, 1.0, 1.5, 0.9, 0.9),
@@ -150,24 +244,37 @@ CATEGORIES: tuple[TopCategory, ...] = (
     TopCategory(
         name="Beauty",
         leaves=(
-            Leaf("Skincare", 24.0, ("Moisturiser", "Serum", "Face Cleanser", "Night Cream"),
-                 "flat"),
+            Leaf(
+                "Skincare", 24.0, ("Moisturiser", "Serum", "Face Cleanser", "Night Cream"), "flat"
+            ),
             Leaf("Fragrance", 48.0, ("Eau de Parfum", "Eau de Toilette", "Body Mist"), "gifts"),
-            Leaf("Makeup", 16.0, ("Lipstick", "Mascara", "Foundation", "Eyeshadow Palette"),
-                 "flat"),
-            Leaf("Hair Care", 14.0, ("Shampoo", "Conditioner", "Hair Mask", "Hair Dryer"),
-                 "flat"),
+            Leaf(
+                "Makeup", 16.0, ("Lipstick", "Mascara", "Foundation", "Eyeshadow Palette"), "flat"
+            ),
+            Leaf("Hair Care", 14.0, ("Shampoo", "Conditioner", "Hair Mask", "Hair Dryer"), "flat"),
             Leaf("Sun Care", 12.0, ("Sun Cream", "After-Sun Lotion", "Tanning Oil"), "hot"),
-            Leaf("Grooming", 30.0, ("Beard Trimmer", "Electric Shaver", "Grooming Kit"),
-                 "gift_mild"),
+            Leaf(
+                "Grooming", 30.0, ("Beard Trimmer", "Electric Shaver", "Grooming Kit"), "gift_mild"
+            ),
         ),
-        adjectives=("Hydrating", "Gentle", "Radiant", "Vegan", "Fragrance-Free", "Nourishing",
-                    "Long-Lasting", "Travel-Size"),
+        adjectives=(
+            "Hydrating",
+            "Gentle",
+            "Radiant",
+            "Vegan",
+            "Fragrance-Free",
+            "Nourishing",
+            "Long-Lasting",
+            "Travel-Size",
+        ),
         materials=("Glass", "Plastic", "Aluminium", "Bamboo"),
-        features=("Dermatologically tested for sensitive skin.", "Cruelty-free and vegan.",
-                  "Lightweight formula that absorbs quickly.", "Refillable packaging."),
-        uses=("a morning routine", "pampering evenings", "holiday packing",
-              "a thoughtful gift"),
+        features=(
+            "Dermatologically tested for sensitive skin.",
+            "Cruelty-free and vegan.",
+            "Lightweight formula that absorbs quickly.",
+            "Refillable packaging.",
+        ),
+        uses=("a morning routine", "pampering evenings", "holiday packing", "a thoughtful gift"),
         age_tilt=(1.8, 1.5, 1.0, 0.8, 0.7, 0.5),
         region_tilt=(1.0, 1.0, 1.0, 1.0, 1.0, 1.3, 0.9, 0.9),
         device_tilt=(1.4, 0.7, 1.0),
@@ -175,25 +282,58 @@ CATEGORIES: tuple[TopCategory, ...] = (
     TopCategory(
         name="Sports & Outdoors",
         leaves=(
-            Leaf("Fitness Equipment", 75.0, ("Dumbbell Set", "Kettlebell", "Exercise Bike",
-                                             "Resistance Bands"), "fitness"),
-            Leaf("Camping Gear", 70.0, ("Tent", "Sleeping Bag", "Camping Stove",
-                                        "Camping Chair"), "summer"),
-            Leaf("Cycling", 140.0, ("Bike Helmet", "Bike Light", "Road Bike", "Bike Lock"),
-                 "spring"),
-            Leaf("Running Gear", 35.0, ("Running Vest", "Running Tights", "Hydration Belt",
-                                        "Running Cap"), "fitness"),
+            Leaf(
+                "Fitness Equipment",
+                75.0,
+                ("Dumbbell Set", "Kettlebell", "Exercise Bike", "Resistance Bands"),
+                "fitness",
+            ),
+            Leaf(
+                "Camping Gear",
+                70.0,
+                ("Tent", "Sleeping Bag", "Camping Stove", "Camping Chair"),
+                "summer",
+            ),
+            Leaf(
+                "Cycling", 140.0, ("Bike Helmet", "Bike Light", "Road Bike", "Bike Lock"), "spring"
+            ),
+            Leaf(
+                "Running Gear",
+                35.0,
+                ("Running Vest", "Running Tights", "Hydration Belt", "Running Cap"),
+                "fitness",
+            ),
             Leaf("Yoga & Pilates", 25.0, ("Yoga Mat", "Yoga Block", "Pilates Ring"), "fitness"),
-            Leaf("Winter Sports", 110.0, ("Ski Goggles", "Snow Jacket", "Thermal Base Layer",
-                                          "Ski Gloves"), "winter"),
+            Leaf(
+                "Winter Sports",
+                110.0,
+                ("Ski Goggles", "Snow Jacket", "Thermal Base Layer", "Ski Gloves"),
+                "winter",
+            ),
         ),
-        adjectives=("Breathable", "Lightweight", "Waterproof", "Adjustable", "Heavy-Duty",
-                    "Ergonomic", "Insulated", "All-Weather"),
+        adjectives=(
+            "Breathable",
+            "Lightweight",
+            "Waterproof",
+            "Adjustable",
+            "Heavy-Duty",
+            "Ergonomic",
+            "Insulated",
+            "All-Weather",
+        ),
         materials=("Nylon", "Steel", "Neoprene", "Polyester", "Rubber"),
-        features=("Tested in harsh outdoor conditions.", "Packs down small for transport.",
-                  "Sweat-wicking and quick drying.", "Non-slip grip for safer training."),
-        uses=("home workouts", "weekend hikes", "the daily commute by bike",
-              "family camping trips"),
+        features=(
+            "Tested in harsh outdoor conditions.",
+            "Packs down small for transport.",
+            "Sweat-wicking and quick drying.",
+            "Non-slip grip for safer training.",
+        ),
+        uses=(
+            "home workouts",
+            "weekend hikes",
+            "the daily commute by bike",
+            "family camping trips",
+        ),
         age_tilt=(1.3, 1.4, 1.2, 1.0, 0.7, 0.5),
         region_tilt=(1.0, 1.0, 0.9, 1.1, 0.9, 1.0, 1.5, 1.3),
         device_tilt=(1.1, 1.0, 0.8),
@@ -202,22 +342,42 @@ CATEGORIES: tuple[TopCategory, ...] = (
         name="Toys & Games",
         leaves=(
             Leaf("Board Games", 28.0, ("Board Game", "Card Game", "Strategy Game"), "toys"),
-            Leaf("Building Sets", 45.0, ("Building Set", "Construction Kit", "Brick Set"),
-                 "toys"),
+            Leaf("Building Sets", 45.0, ("Building Set", "Construction Kit", "Brick Set"), "toys"),
             Leaf("Dolls & Figures", 22.0, ("Doll", "Action Figure", "Dolls House"), "toys"),
-            Leaf("Outdoor Toys", 40.0, ("Trampoline", "Paddling Pool", "Water Blaster",
-                                        "Swing Set"), "hot"),
+            Leaf(
+                "Outdoor Toys",
+                40.0,
+                ("Trampoline", "Paddling Pool", "Water Blaster", "Swing Set"),
+                "hot",
+            ),
             Leaf("Puzzles", 15.0, ("Jigsaw Puzzle", "Puzzle Cube", "Brain Teaser"), "autumn"),
-            Leaf("Baby Toys", 18.0, ("Rattle", "Stacking Rings", "Activity Gym", "Soft Toy"),
-                 "flat"),
+            Leaf(
+                "Baby Toys", 18.0, ("Rattle", "Stacking Rings", "Activity Gym", "Soft Toy"), "flat"
+            ),
         ),
-        adjectives=("Educational", "Colourful", "Award-Winning", "Interactive", "Classic",
-                    "Family", "Creative", "Collectable"),
+        adjectives=(
+            "Educational",
+            "Colourful",
+            "Award-Winning",
+            "Interactive",
+            "Classic",
+            "Family",
+            "Creative",
+            "Collectable",
+        ),
         materials=("Plastic", "Wood", "Cardboard", "Plush"),
-        features=("Suitable for ages three and up.", "Sparks imagination and creativity.",
-                  "Safety tested to European standards.", "Hours of screen-free fun."),
-        uses=("rainy afternoons indoors", "family game nights", "birthday parties",
-              "stocking fillers"),
+        features=(
+            "Suitable for ages three and up.",
+            "Sparks imagination and creativity.",
+            "Safety tested to European standards.",
+            "Hours of screen-free fun.",
+        ),
+        uses=(
+            "rainy afternoons indoors",
+            "family game nights",
+            "birthday parties",
+            "stocking fillers",
+        ),
         age_tilt=(0.4, 1.4, 1.8, 1.0, 0.8, 0.8),
         region_tilt=(1.0, 1.0, 1.1, 1.0, 1.1, 0.9, 1.0, 1.0),
         device_tilt=(1.0, 0.9, 1.3),
@@ -225,25 +385,56 @@ CATEGORIES: tuple[TopCategory, ...] = (
     TopCategory(
         name="Kitchen",
         leaves=(
-            Leaf("Cookware", 50.0, ("Frying Pan", "Saucepan Set", "Casserole Dish", "Wok"),
-                 "flat"),
+            Leaf("Cookware", 50.0, ("Frying Pan", "Saucepan Set", "Casserole Dish", "Wok"), "flat"),
             Leaf("Kettles & Toasters", 38.0, ("Kettle", "Toaster", "Breakfast Set"), "flat"),
-            Leaf("Coffee Machines", 160.0, ("Coffee Machine", "Espresso Maker", "Milk Frother",
-                                            "Coffee Grinder"), "gift_mild"),
-            Leaf("Knives", 40.0, ("Chef Knife", "Knife Block", "Santoku Knife",
-                                  "Knife Sharpener"), "gift_mild"),
-            Leaf("Barbecues", 150.0, ("Charcoal Barbecue", "Gas Barbecue", "Pizza Oven",
-                                      "Grill Tool Set"), "hot"),
-            Leaf("Tableware", 32.0, ("Dinner Set", "Mug Set", "Serving Bowl", "Glassware Set"),
-                 "gift_mild"),
+            Leaf(
+                "Coffee Machines",
+                160.0,
+                ("Coffee Machine", "Espresso Maker", "Milk Frother", "Coffee Grinder"),
+                "gift_mild",
+            ),
+            Leaf(
+                "Knives",
+                40.0,
+                ("Chef Knife", "Knife Block", "Santoku Knife", "Knife Sharpener"),
+                "gift_mild",
+            ),
+            Leaf(
+                "Barbecues",
+                150.0,
+                ("Charcoal Barbecue", "Gas Barbecue", "Pizza Oven", "Grill Tool Set"),
+                "hot",
+            ),
+            Leaf(
+                "Tableware",
+                32.0,
+                ("Dinner Set", "Mug Set", "Serving Bowl", "Glassware Set"),
+                "gift_mild",
+            ),
         ),
-        adjectives=("Non-Stick", "Professional", "Dishwasher-Safe", "Compact", "Stylish",
-                    "Heavy-Gauge", "Everyday", "Chef's"),
+        adjectives=(
+            "Non-Stick",
+            "Professional",
+            "Dishwasher-Safe",
+            "Compact",
+            "Stylish",
+            "Heavy-Gauge",
+            "Everyday",
+            "Chef's",
+        ),
         materials=("Stainless Steel", "Cast Iron", "Ceramic", "Glass", "Bamboo"),
-        features=("Heats evenly for perfect results.", "Dishwasher safe for easy cleaning.",
-                  "Suitable for all hob types.", "Ergonomic handle for a secure grip."),
-        uses=("quick weekday dinners", "weekend baking", "entertaining friends",
-              "the perfect morning brew"),
+        features=(
+            "Heats evenly for perfect results.",
+            "Dishwasher safe for easy cleaning.",
+            "Suitable for all hob types.",
+            "Ergonomic handle for a secure grip.",
+        ),
+        uses=(
+            "quick weekday dinners",
+            "weekend baking",
+            "entertaining friends",
+            "the perfect morning brew",
+        ),
         age_tilt=(0.6, 1.1, 1.2, 1.2, 1.2, 1.1),
         region_tilt=(1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 0.9, 1.0),
         device_tilt=(0.9, 1.1, 1.2),
@@ -251,24 +442,46 @@ CATEGORIES: tuple[TopCategory, ...] = (
     TopCategory(
         name="Books & Media",
         leaves=(
-            Leaf("Fiction", 10.0, ("Novel", "Paperback", "Thriller", "Short Story Collection"),
-                 "flat"),
+            Leaf(
+                "Fiction",
+                10.0,
+                ("Novel", "Paperback", "Thriller", "Short Story Collection"),
+                "flat",
+            ),
             Leaf("Cookbooks", 18.0, ("Cookbook", "Recipe Book", "Baking Book"), "gift_mild"),
-            Leaf("Children's Books", 8.0, ("Picture Book", "Story Book", "Activity Book"),
-                 "toys"),
+            Leaf("Children's Books", 8.0, ("Picture Book", "Story Book", "Activity Book"), "toys"),
             Leaf("Vinyl Records", 24.0, ("Vinyl Album", "Box Set", "Record"), "gift_mild"),
-            Leaf("Video Games", 45.0, ("Video Game", "Game Controller", "Gaming Headset"),
-                 "gifts"),
-            Leaf("Stationery", 9.0, ("Notebook Journal", "Pen Set", "Planner", "Desk Organiser"),
-                 "school"),
+            Leaf("Video Games", 45.0, ("Video Game", "Game Controller", "Gaming Headset"), "gifts"),
+            Leaf(
+                "Stationery",
+                9.0,
+                ("Notebook Journal", "Pen Set", "Planner", "Desk Organiser"),
+                "school",
+            ),
         ),
-        adjectives=("Bestselling", "Illustrated", "Limited-Edition", "Deluxe", "Collector's",
-                    "Pocket", "Hardback", "Signed"),
+        adjectives=(
+            "Bestselling",
+            "Illustrated",
+            "Limited-Edition",
+            "Deluxe",
+            "Collector's",
+            "Pocket",
+            "Hardback",
+            "Signed",
+        ),
         materials=("Paper", "Vinyl", "Plastic", "Leather"),
-        features=("A critically acclaimed favourite.", "Beautifully printed and bound.",
-                  "Includes exclusive bonus content.", "Loved by readers and reviewers."),
-        uses=("cosy nights in", "the summer holidays", "the daily commute",
-              "a book lover's wish list"),
+        features=(
+            "A critically acclaimed favourite.",
+            "Beautifully printed and bound.",
+            "Includes exclusive bonus content.",
+            "Loved by readers and reviewers.",
+        ),
+        uses=(
+            "cosy nights in",
+            "the summer holidays",
+            "the daily commute",
+            "a book lover's wish list",
+        ),
         age_tilt=(1.0, 0.9, 0.9, 1.0, 1.2, 1.6),
         region_tilt=(1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 1.1, 1.2),
         device_tilt=(0.9, 1.0, 1.4),
@@ -276,25 +489,53 @@ CATEGORIES: tuple[TopCategory, ...] = (
     TopCategory(
         name="Heating & Cooling",
         leaves=(
-            Leaf("Electric Heaters", 65.0, ("Oil Radiator", "Fan Heater", "Convector Heater",
-                                            "Panel Heater"), "winter"),
-            Leaf("Electric Blankets", 45.0, ("Electric Blanket", "Heated Throw",
-                                             "Heated Mattress Pad"), "winter"),
+            Leaf(
+                "Electric Heaters",
+                65.0,
+                ("Oil Radiator", "Fan Heater", "Convector Heater", "Panel Heater"),
+                "winter",
+            ),
+            Leaf(
+                "Electric Blankets",
+                45.0,
+                ("Electric Blanket", "Heated Throw", "Heated Mattress Pad"),
+                "winter",
+            ),
             Leaf("Fans", 40.0, ("Tower Fan", "Desk Fan", "Pedestal Fan", "Ceiling Fan"), "hot"),
-            Leaf("Air Conditioners", 280.0, ("Portable Air Conditioner", "Air Cooler",
-                                             "Split Air Conditioner"), "hot"),
-            Leaf("Dehumidifiers", 150.0, ("Dehumidifier", "Air Purifier", "Humidifier"),
-                 "autumn"),
-            Leaf("Hot Water Bottles", 14.0, ("Hot Water Bottle", "Heat Pack", "Wheat Bag"),
-                 "winter"),
+            Leaf(
+                "Air Conditioners",
+                280.0,
+                ("Portable Air Conditioner", "Air Cooler", "Split Air Conditioner"),
+                "hot",
+            ),
+            Leaf("Dehumidifiers", 150.0, ("Dehumidifier", "Air Purifier", "Humidifier"), "autumn"),
+            Leaf(
+                "Hot Water Bottles", 14.0, ("Hot Water Bottle", "Heat Pack", "Wheat Bag"), "winter"
+            ),
         ),
-        adjectives=("Energy-Efficient", "Quiet", "Oscillating", "Thermostatic", "Portable",
-                    "Remote-Controlled", "Low-Energy", "Powerful"),
+        adjectives=(
+            "Energy-Efficient",
+            "Quiet",
+            "Oscillating",
+            "Thermostatic",
+            "Portable",
+            "Remote-Controlled",
+            "Low-Energy",
+            "Powerful",
+        ),
         materials=("Plastic", "Steel", "Fleece", "Rubber", "Aluminium"),
-        features=("Whisper-quiet operation day and night.", "Built-in timer and eco mode.",
-                  "Overheat protection for peace of mind.", "Warms up or cools down in seconds."),
-        uses=("chilly winter evenings", "heatwaves and hot nights", "damp bedrooms",
-              "the home office"),
+        features=(
+            "Whisper-quiet operation day and night.",
+            "Built-in timer and eco mode.",
+            "Overheat protection for peace of mind.",
+            "Warms up or cools down in seconds.",
+        ),
+        uses=(
+            "chilly winter evenings",
+            "heatwaves and hot nights",
+            "damp bedrooms",
+            "the home office",
+        ),
         age_tilt=(0.5, 0.8, 1.0, 1.2, 1.5, 1.8),
         region_tilt=(1.2, 0.8, 1.0, 0.9, 1.0, 0.8, 1.7, 1.3),
         device_tilt=(0.9, 1.2, 1.0),
@@ -305,20 +546,40 @@ CATEGORIES: tuple[TopCategory, ...] = (
             Leaf("Gift Sets", 30.0, ("Gift Set", "Pamper Set", "Gift Box"), "gifts"),
             Leaf("Greeting Cards", 4.0, ("Greeting Card", "Card Pack", "Gift Tag Set"), "gifts"),
             Leaf("Candles", 18.0, ("Scented Candle", "Candle Set", "Reed Diffuser"), "gifts"),
-            Leaf("Personalised Gifts", 25.0, ("Engraved Keyring", "Photo Mug", "Name Necklace",
-                                              "Custom Print"), "gifts"),
-            Leaf("Gift Hampers", 55.0, ("Food Hamper", "Wine Hamper", "Chocolate Hamper"),
-                 "gifts"),
-            Leaf("Party Supplies", 12.0, ("Balloon Kit", "Party Banner", "Tableware Pack"),
-                 "summer"),
+            Leaf(
+                "Personalised Gifts",
+                25.0,
+                ("Engraved Keyring", "Photo Mug", "Name Necklace", "Custom Print"),
+                "gifts",
+            ),
+            Leaf("Gift Hampers", 55.0, ("Food Hamper", "Wine Hamper", "Chocolate Hamper"), "gifts"),
+            Leaf(
+                "Party Supplies", 12.0, ("Balloon Kit", "Party Banner", "Tableware Pack"), "summer"
+            ),
         ),
-        adjectives=("Luxury", "Handmade", "Personalised", "Festive", "Thoughtful", "Charming",
-                    "Keepsake", "Boutique"),
+        adjectives=(
+            "Luxury",
+            "Handmade",
+            "Personalised",
+            "Festive",
+            "Thoughtful",
+            "Charming",
+            "Keepsake",
+            "Boutique",
+        ),
         materials=("Wax", "Glass", "Paper", "Silver", "Wicker"),
-        features=("Arrives beautifully gift wrapped.", "Handmade by independent makers.",
-                  "Add a personal message at checkout.", "Delivered in a keepsake box."),
-        uses=("birthdays and anniversaries", "Christmas morning", "saying thank you",
-              "a last-minute present"),
+        features=(
+            "Arrives beautifully gift wrapped.",
+            "Handmade by independent makers.",
+            "Add a personal message at checkout.",
+            "Delivered in a keepsake box.",
+        ),
+        uses=(
+            "birthdays and anniversaries",
+            "Christmas morning",
+            "saying thank you",
+            "a last-minute present",
+        ),
         age_tilt=(1.0, 1.1, 1.1, 1.0, 1.0, 1.0),
         region_tilt=(1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0),
         device_tilt=(1.2, 0.9, 1.0),
@@ -326,19 +587,78 @@ CATEGORIES: tuple[TopCategory, ...] = (
 )
 
 COLORS: tuple[str, ...] = (
-    "Black", "White", "Grey", "Navy", "Sage Green", "Terracotta", "Cream", "Charcoal", "Red",
-    "Blue", "Blush Pink", "Mustard", "Natural Oak", "Silver", "Rose Gold", "Teal",
-)  # fmt: skip
+    "Black",
+    "White",
+    "Grey",
+    "Navy",
+    "Sage Green",
+    "Terracotta",
+    "Cream",
+    "Charcoal",
+    "Red",
+    "Blue",
+    "Blush Pink",
+    "Mustard",
+    "Natural Oak",
+    "Silver",
+    "Rose Gold",
+    "Teal",
+)
 
 BRAND_PREFIXES: tuple[str, ...] = (
-    "Nord", "Hart", "Ash", "Bright", "Cedar", "Duns", "Elm", "Fox", "Glen", "Hale", "Iver",
-    "Juno", "Kes", "Lark", "Mill", "Nova", "Oak", "Pem", "Quill", "Rowan", "Stan", "Thorn",
-    "Ul", "Vale", "Wren", "Yar", "Zeph", "Bel", "Cor", "Dal",
-)  # fmt: skip
+    "Nord",
+    "Hart",
+    "Ash",
+    "Bright",
+    "Cedar",
+    "Duns",
+    "Elm",
+    "Fox",
+    "Glen",
+    "Hale",
+    "Iver",
+    "Juno",
+    "Kes",
+    "Lark",
+    "Mill",
+    "Nova",
+    "Oak",
+    "Pem",
+    "Quill",
+    "Rowan",
+    "Stan",
+    "Thorn",
+    "Ul",
+    "Vale",
+    "Wren",
+    "Yar",
+    "Zeph",
+    "Bel",
+    "Cor",
+    "Dal",
+)
 BRAND_SUFFIXES: tuple[str, ...] = (
-    "vik", "well", "ford", "wood", "ly", "ton", "mere", "a", "ora", "field", "by", "stone",
-    "co", "ix", "ham", "ridge", "dale", "worth", "line", "haus",
-)  # fmt: skip
+    "vik",
+    "well",
+    "ford",
+    "wood",
+    "ly",
+    "ton",
+    "mere",
+    "a",
+    "ora",
+    "field",
+    "by",
+    "stone",
+    "co",
+    "ix",
+    "ham",
+    "ridge",
+    "dale",
+    "worth",
+    "line",
+    "haus",
+)
 TIER_NAMES: tuple[str, ...] = ("budget", "mid", "premium")
 TIER_TAGLINES: tuple[tuple[str, ...], ...] = (
     ("great everyday value", "honest prices", "no-fuss essentials"),
@@ -346,8 +666,10 @@ TIER_TAGLINES: tuple[tuple[str, ...], ...] = (
     ("premium craftsmanship", "luxury materials", "award-winning design"),
 )
 MATERIAL_PHRASES: tuple[str, ...] = (
-    " made from ", " crafted in ", " finished in ",
-)  # fmt: skip
+    " made from ",
+    " crafted in ",
+    " finished in ",
+)
 OPENERS: tuple[str, ...] = ("This ", "Our ", "The ")
 
 
@@ -382,6 +704,7 @@ def build_taxonomy(categories: tuple[TopCategory, ...] = CATEGORIES) -> Taxonomy
 
     Returns:
         The taxonomy, with a (n_leaves, 12) monthly season table.
+
     """
     leaves = [(i, leaf) for i, top in enumerate(categories) for leaf in top.leaves]
     names = tuple(leaf.name for _, leaf in leaves)
@@ -411,6 +734,7 @@ def brand_names(rng: np.random.Generator, n_brands: int) -> list[str]:
 
     Returns:
         A list of unique, capitalised brand names.
+
     """
     n_combos = len(BRAND_PREFIXES) * len(BRAND_SUFFIXES)
     if n_brands > n_combos:
@@ -432,7 +756,7 @@ class TextInputs:
     material: np.ndarray
 
 
-def _take(values: list[str] | tuple[str, ...], index: np.ndarray) -> pa.Array:
+def take_strings(values: list[str] | tuple[str, ...], index: np.ndarray) -> pa.Array:
     """Gather strings by index as an Arrow array (vectorised)."""
     return pa.array(list(values), type=pa.string()).take(pa.array(index))
 
@@ -465,6 +789,7 @@ def build_texts(
 
     Returns:
         Arrow string arrays (titles, descriptions).
+
     """
     n = items.leaf.size
     leaf_l1 = taxonomy.leaf_l1[items.leaf]
@@ -472,33 +797,39 @@ def build_texts(
     leaf_nouns = [leaf.nouns for top in categories for leaf in top.leaves]
     noun_pool, noun_idx = _per_l1_choice(rng, items.leaf, leaf_nouns)
     adj_pool, adj_idx = _per_l1_choice(rng, leaf_l1, [top.adjectives for top in categories])
-    noun = _take(noun_pool, noun_idx)
-    adj = _take(adj_pool, adj_idx)
-    brand = _take(brands, items.brand)
-    color = _take(COLORS, items.color)
-    material = _take(taxonomy.materials, items.material)
+    noun = take_strings(noun_pool, noun_idx)
+    adj = take_strings(adj_pool, adj_idx)
+    brand = take_strings(brands, items.brand)
+    color = take_strings(COLORS, items.color)
+    material = take_strings(taxonomy.materials, items.material)
     title = pc.binary_join_element_wise(
         pc.binary_join_element_wise(brand, adj, material, noun, " "), color, ", "
     )
     # Sentences: what it is, a feature, an optional use case and an optional brand line
-    opener = _take(OPENERS, rng.integers(0, len(OPENERS), n))
-    made = _take(MATERIAL_PHRASES, rng.integers(0, len(MATERIAL_PHRASES), n))
+    opener = take_strings(OPENERS, rng.integers(0, len(OPENERS), n))
+    made = take_strings(MATERIAL_PHRASES, rng.integers(0, len(MATERIAL_PHRASES), n))
     first = pc.binary_join_element_wise(
-        opener, pc.utf8_lower(adj), " ", pc.utf8_lower(noun), made,
-        pc.utf8_lower(material), " in ", pc.utf8_lower(color), ".", "",
-    )  # fmt: skip
+        opener,
+        pc.utf8_lower(adj),
+        " ",
+        pc.utf8_lower(noun),
+        made,
+        pc.utf8_lower(material),
+        " in ",
+        pc.utf8_lower(color),
+        ".",
+        "",
+    )
     feat_pool, feat_idx = _per_l1_choice(rng, leaf_l1, [top.features for top in categories])
     use_pool, use_idx = _per_l1_choice(rng, leaf_l1, [top.uses for top in categories])
-    use = pc.binary_join_element_wise("Perfect for ", _take(use_pool, use_idx), ".", "")
+    use = pc.binary_join_element_wise("Perfect for ", take_strings(use_pool, use_idx), ".", "")
     tag_pool, tag_idx = _per_l1_choice(rng, items.brand_tier, list(TIER_TAGLINES))
     brand_line = pc.binary_join_element_wise(
-        "From ", brand, ", known for ", _take(tag_pool, tag_idx), ".", ""
+        "From ", brand, ", known for ", take_strings(tag_pool, tag_idx), ".", ""
     )
     use = pc.if_else(pa.array(rng.random(n) < 0.6), use, pa.scalar(None, pa.string()))
-    brand_line = pc.if_else(
-        pa.array(rng.random(n) < 0.5), brand_line, pa.scalar(None, pa.string())
-    )
+    brand_line = pc.if_else(pa.array(rng.random(n) < 0.5), brand_line, pa.scalar(None, pa.string()))
     description = pc.binary_join_element_wise(
-        first, _take(feat_pool, feat_idx), use, brand_line, " ", null_handling="skip"
+        first, take_strings(feat_pool, feat_idx), use, brand_line, " ", null_handling="skip"
     )
     return title, description

@@ -79,6 +79,7 @@ def load_feast_models(path: Path) -> list[DbtModel]:
 
     Raises:
         ManifestError: when the manifest is missing or a model lacks ``meta.feast``.
+
     """
     if not path.is_file():
         raise ManifestError(

@@ -11,7 +11,7 @@ import contextlib
 import os
 import string
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -32,6 +32,7 @@ def load_repo_config(settings: Settings) -> RepoConfig:
 
     Raises:
         FeatureStoreConfigError: naming the file and the bad field.
+
     """
     path = settings.feature_repo_dir / FEATURE_STORE_YAML
     try:
@@ -79,27 +80,44 @@ def apply(settings: Settings) -> None:
     """Register the feature repo's objects (what ``feast apply`` does), deleting stale ones."""
     from feast.repo_operations import apply_total
 
+    from shoprank.transform.dbt import require_complete_marts
+
+    require_complete_marts(settings)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     config = load_repo_config(settings)
     with _tool_environment(settings):
         apply_total(config, settings.feature_repo_dir, skip_source_validation=False)
 
 
-def materialize(settings: Settings, end: datetime, start: datetime | None = None) -> str:
+def reset(settings: Settings) -> None:
+    """Delete the registry and SQLite online store (a rebuilt data set starts from nothing)."""
+    import shutil
+
+    shutil.rmtree(settings.feast_dir, ignore_errors=True)
+
+
+def materialize(
+    settings: Settings, end: datetime, start: datetime | None = None, fresh: bool = False
+) -> str:
     """Load the latest feature values up to ``end`` into the online store.
 
-    A fresh store (no view materialized yet) is backfilled from ``start`` (default: the start
-    of the data window), because ``materialize_incremental`` writes nothing there. Later runs
-    are incremental.
+    A fresh store (no view materialized yet, or ``fresh=True``) is backfilled from ``start``
+    (default: 30 days before the data window), because ``materialize_incremental`` writes
+    nothing there. Later runs are incremental from where the last one stopped.
 
     Returns:
         "backfill" or "incremental", the mode that ran.
+
     """
+    from shoprank.transform.dbt import require_complete_marts
+
+    require_complete_marts(settings)
     store = open_store(settings)
     views = store.list_feature_views()
-    fresh = all(not view.materialization_intervals for view in views)
-    if fresh:
-        begin = start or settings.splits.data_start.replace(year=settings.splits.data_start.year - 5)
+    if not views:
+        raise FeatureStoreConfigError("no feature views registered: run `shoprank features apply`")
+    if fresh or all(not view.materialization_intervals for view in views):
+        begin = start or settings.splits.data_start - timedelta(days=30)
         store.materialize(start_date=begin, end_date=end)
         return "backfill"
     store.materialize_incremental(end_date=end)

@@ -1,0 +1,43 @@
+# shoprank: `make demo` and `make test` each work on a fresh machine (they run `setup` first).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.setup-stamp
+SCALE  ?= seed
+
+.PHONY: setup demo test test-code test-data test-model test-integration lint format bench docs clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml or the lock file changes.
+# torch is installed first and exactly (2.13.0, the CPU build): any other request pulls CUDA.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/shoprank pipeline --scale $(SCALE)
+
+# Tests run in pipeline order: code, data contracts, model behaviour, real servers.
+test: setup
+	$(BIN)/python -m pytest tests/code tests/data tests/model tests/integration
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/shoprank bench pipeline --scale $(SCALE)
+
+docs: setup
+	$(BIN)/shoprank dbt docs
+
+clean:
+	rm -rf data reports/*.json dbt_project/target dbt_project/logs

@@ -1,0 +1,279 @@
+"""The ``shoprank`` command line: one entry point for every stage of the pipeline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from shoprank.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="shoprank: feature-store-centric product recommendations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+dbt_app = typer.Typer(help="Build the dbt feature marts.", no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feast: register, materialize, training sets.", no_args_is_help=True
+)
+bench_app = typer.Typer(help="Benchmarks (figures written under reports/).", no_args_is_help=True)
+app.add_typer(dbt_app, name="dbt")
+app.add_typer(features_app, name="features")
+app.add_typer(bench_app, name="bench")
+console = Console()
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default: $SHOPRANK_DATA_DIR or ./data)."),
+]
+
+
+@app.callback()
+def _root(ctx: typer.Context, data_dir: DataDir = None) -> None:
+    """Load the settings once; every command receives them through the context."""
+    ctx.obj = load_settings(data_dir=data_dir)
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj
+
+
+@app.command()
+def generate(
+    ctx: typer.Context,
+    scale: Annotated[
+        str, typer.Option(help="tiny, small or seed (200k users, 50k products, 2M events).")
+    ] = "seed",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    out: Annotated[
+        Path | None, typer.Option(help="Output directory (default: the data dir).")
+    ] = None,
+) -> None:
+    """Generate a synthetic shop: raw logs (raw/) and the latent truth (truth/)."""
+    from shoprank.data.generator import generate as run_generate
+
+    settings = _settings(ctx)
+    splits = settings.splits
+    summary = run_generate(
+        scale=scale,
+        seed=seed,
+        out_dir=out or settings.data_path,
+        start=splits.data_start,
+        end=splits.data_end,
+        progress=True,
+    )
+    console.print_json(json.dumps(summary.to_dict(), default=str))
+
+
+@dbt_app.command("build")
+def dbt_build(ctx: typer.Context) -> None:
+    """Run `dbt build` (models, data tests, unit tests) into the data dir."""
+    from shoprank.transform import dbt
+
+    dbt.build(_settings(ctx))
+
+
+@dbt_app.command("docs")
+def dbt_docs(ctx: typer.Context) -> None:
+    """Run `dbt docs generate` (catalog and manifest under dbt_project/target/)."""
+    from shoprank.transform import dbt
+
+    dbt.run_dbt(_settings(ctx), "docs", "generate")
+
+
+@features_app.command("apply")
+def features_apply(ctx: typer.Context) -> None:
+    """Register entities, sources, feature views and services from dbt's manifest (feast apply)."""
+    from shoprank.features import store
+
+    store.apply(_settings(ctx))
+
+
+@features_app.command("materialize")
+def features_materialize(
+    ctx: typer.Context,
+    end: Annotated[
+        datetime | None, typer.Option(help="Materialize up to (default: end of the data window).")
+    ] = None,
+    backfill: Annotated[
+        bool, typer.Option(help="Reload from the start even if materialized before.")
+    ] = False,
+) -> None:
+    """Load the latest features into the online store (backfill first, then incremental)."""
+    from shoprank.features import store
+
+    settings = _settings(ctx)
+    until = (end.replace(tzinfo=end.tzinfo or UTC)) if end else settings.splits.data_end
+    mode = store.materialize(settings, end=until, fresh=backfill)
+    console.print(f"materialized up to {until:%Y-%m-%d %H:%M} ({mode})")
+
+
+@features_app.command("training-set")
+def features_training_set(
+    ctx: typer.Context,
+    split: Annotated[
+        str, typer.Option(help="train, validation or test (cutoff window).")
+    ] = "train",
+    rows: Annotated[int, typer.Option(help="Number of (user, product, cutoff) rows.")] = 100_000,
+    negatives: Annotated[int, typer.Option(help="Unlabelled products per labelled one.")] = 3,
+    horizon_days: Annotated[int, typer.Option(help="Days after the cutoff that labels count.")] = 7,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Parquet file (default: DATA/training/SPLIT.parquet).")
+    ] = None,
+) -> None:
+    """Build (user, product, cutoff, label) rows and join features point-in-time via Feast."""
+    from shoprank.features.training_set import (
+        ExampleSpec,
+        build_examples,
+        join_features,
+        write_parquet_atomically,
+    )
+    from shoprank.transform.dbt import require_complete_marts
+
+    settings = _settings(ctx)
+    require_complete_marts(settings)
+    spec = ExampleSpec(
+        split=split,
+        n_rows=rows,
+        negatives_per_positive=negatives,
+        horizon_days=horizon_days,
+        seed=seed,
+    )
+    examples = build_examples(settings.warehouse_path, settings.splits, spec)
+    frame = join_features(settings, examples)
+    path = write_parquet_atomically(
+        frame, out or settings.data_path / "training" / f"{split}.parquet"
+    )
+    labels = frame["label"].value_counts().sort_index().to_dict()
+    console.print(f"{len(frame):,} rows x {frame.shape[1]} columns -> {path}; labels {labels}")
+
+
+@features_app.command("check")
+def features_check(ctx: typer.Context) -> None:
+    """Fail if dbt's documented columns, Feast's registry and the Parquet marts disagree."""
+    from shoprank.features.contract import compare_with_files, compare_with_registry
+    from shoprank.features.definitions import load_feast_models, manifest_path
+    from shoprank.features.store import open_store
+
+    settings = _settings(ctx)
+    models = load_feast_models(manifest_path(settings))
+    views = open_store(settings).list_feature_views()
+    problems = compare_with_registry(models, views) + compare_with_files(models, settings.marts_dir)
+    for problem in problems:
+        console.print(f"[red]mismatch[/red] {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"dbt, Feast and the marts agree on {len(models)} feature tables")
+
+
+@app.command()
+def pipeline(
+    ctx: typer.Context,
+    scale: Annotated[str, typer.Option(help="tiny, small or seed.")] = "seed",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    training_rows: Annotated[int, typer.Option(help="Rows in the demo training set.")] = 200_000,
+) -> None:
+    """Run the whole data platform and print a summary (what `make demo` runs)."""
+    from shoprank.pipeline import run_pipeline
+
+    settings = _settings(ctx)
+    report = run_pipeline(settings, scale=scale, seed=seed, training_rows=training_rows)
+    path = report.write(settings.reports_dir / "pipeline_summary.json")
+    print_report(report.to_dict())
+    console.print(f"\nsummary written to {path}")
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    ctx: typer.Context,
+    scale: Annotated[str, typer.Option(help="tiny, small or seed.")] = "seed",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    training_rows: Annotated[
+        int, typer.Option(help="Rows in the benchmarked training set.")
+    ] = 1_000_000,
+) -> None:
+    """Time every stage (wall seconds, peak memory) into reports/bench_pipeline.json."""
+    from shoprank.pipeline import run_pipeline
+
+    settings = _settings(ctx)
+    report = run_pipeline(settings, scale=scale, seed=seed, training_rows=training_rows)
+    payload = report.to_dict() | {"machine": _machine()}
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.reports_dir / "bench_pipeline.json"
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    print_report(payload)
+    console.print(f"\nbenchmark written to {path}")
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    import psutil
+
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def print_report(report: dict) -> None:
+    """Print a pipeline report as tables."""
+    counts = Table(title="Rows per table")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    for name, n in report["row_counts"].items():
+        counts.add_row(name, f"{n:,}")
+    quarantine = Table(title="Quarantined events by reason")
+    quarantine.add_column("reason")
+    quarantine.add_column("rows", justify="right")
+    for reason, n in report["quarantine"].items():
+        quarantine.add_row(reason, f"{n:,}")
+    stages = Table(title=f"Stages (total {report['total_seconds']:.1f} s)")
+    for column in ("stage", "wall s", "peak MB"):
+        stages.add_column(column, justify="left" if column == "stage" else "right")
+    for stage in report["stages"]:
+        stages.add_row(
+            stage["stage"], f"{stage['wall_seconds']:.1f}", f"{stage['peak_rss_mb']:.0f}"
+        )
+    splits = Table(title="Temporal split")
+    splits.add_column("split")
+    splits.add_column("window")
+    for name, window in report["splits"].items():
+        splits.add_row(name, window)
+    for table in (counts, quarantine, splits, stages):
+        console.print(table)
+    cold = {k: v for k, v in report.get("generation", {}).items() if "cold" in k or "share" in k}
+    if cold:
+        console.print(f"cold start in the last month: {cold}")
+
+
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def main() -> None:
+    """Entry point: run the app; known errors print one line naming the file/field, exit 2."""
+    try:
+        app()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        err_console.print(
+            f"[red]error:[/red] setting {field} (env SHOPRANK_{field.upper()}): {first['msg']}"
+        )
+        sys.exit(2)
+    except KNOWN_ERRORS as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""Running the dbt project (feature marts) and reading what it built."""

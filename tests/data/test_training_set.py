@@ -1,0 +1,101 @@
+"""Training sets are point-in-time correct: no row sees a feature value from after its cutoff."""
+
+import duckdb
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def training(tiny_platform, tiny_settings) -> pd.DataFrame:
+    return pd.read_parquet(tiny_settings.data_path / "training" / "train.parquet")
+
+
+@pytest.fixture(scope="module")
+def user_snapshots(tiny_settings) -> pd.DataFrame:
+    return pd.read_parquet(tiny_settings.marts_dir / "user_features.parquet")
+
+
+def _as_of(rows: pd.DataFrame, snapshots: pd.DataFrame, column: str) -> pd.Series:
+    """The value of `column` in the latest snapshot at or before each row's cutoff."""
+    left = rows[["user_id", "event_timestamp"]].reset_index()
+    left["event_timestamp"] = pd.to_datetime(left["event_timestamp"], utc=True)
+    right = snapshots[["user_id", "event_timestamp", column]].copy()
+    right["event_timestamp"] = pd.to_datetime(right["event_timestamp"]).dt.tz_localize("UTC")
+    merged = pd.merge_asof(
+        left.sort_values("event_timestamp"),
+        right.sort_values("event_timestamp"),
+        on="event_timestamp",
+        by="user_id",
+        direction="backward",
+    )
+    return merged.set_index("index")[column].reindex(rows.index)
+
+
+def test_no_feature_value_from_after_the_cutoff(training, user_snapshots):
+    """Each row carries the as-of value; a naive latest-value join would leak later ones."""
+    column = "events_total"
+    served = training[f"user_features__{column}"]
+    as_of = _as_of(training, user_snapshots, column)
+    pd.testing.assert_series_equal(
+        served.astype("float64"), as_of.astype("float64"), check_names=False
+    )
+    latest = user_snapshots.sort_values("event_timestamp").groupby("user_id")[column].last()
+    naive = training["user_id"].map(latest)
+    leaked = (naive.astype("float64") != as_of.astype("float64")).mean()
+    # The check is meaningful only if later values differ for many rows.
+    assert leaked > 0.3, f"only {leaked:.0%} of rows would differ under a naive join"
+
+
+def test_a_value_that_changes_after_the_cutoff_is_not_seen(training, user_snapshots):
+    snaps = user_snapshots.copy()
+    snaps["event_timestamp"] = pd.to_datetime(snaps["event_timestamp"]).dt.tz_localize("UTC")
+    checked = 0
+    for row in training.drop_duplicates(["user_id", "event_timestamp"]).itertuples():
+        user = snaps[snaps["user_id"] == row.user_id]
+        after = user[user["event_timestamp"] > row.event_timestamp]
+        before = user[user["event_timestamp"] <= row.event_timestamp]
+        if after.empty or before.empty:
+            continue
+        later_value = after.sort_values("event_timestamp")["events_total"].iloc[-1]
+        served = getattr(row, "user_features__events_total")
+        expected = before.sort_values("event_timestamp")["events_total"].iloc[-1]
+        if later_value != expected:
+            assert served == expected and served != later_value
+            checked += 1
+        if checked >= 50:
+            break
+    assert checked >= 20
+
+
+def test_labels_grade_what_the_user_did_after_the_cutoff(training, tiny_settings):
+    assert set(training["label"].unique()) <= {0, 1, 2, 3}
+    assert (training["label"] > 0).mean() > 0.1
+    with duckdb.connect(str(tiny_settings.warehouse_path), read_only=True) as con:
+        events = con.execute("select user_id, product_id, event_type, event_at from fct_events").df()
+    events["event_at"] = pd.to_datetime(events["event_at"]).dt.tz_localize("UTC")
+    grade = {"view": 1, "cart": 2, "purchase": 3}
+    for row in training.sample(200, random_state=0).itertuples():
+        window = events[
+            (events["user_id"] == row.user_id)
+            & (events["product_id"] == row.product_id)
+            & (events["event_at"] > row.event_timestamp)
+            & (events["event_at"] <= row.event_timestamp + pd.Timedelta(days=7))
+        ]
+        expected = max((grade[t] for t in window["event_type"]), default=0)
+        assert row.label == expected
+
+
+def test_cold_rows_say_no_history_instead_of_zero(training):
+    cold = training[training["user_features__has_history"] == 0]
+    assert len(cold) > 0
+    assert cold["user_features__avg_order_value"].isna().all()
+    assert cold["user_features__top_category_l1_90d"].isna().all()
+
+
+def test_training_set_has_the_feature_service_columns(training):
+    for view in ("user_features", "product_features", "user_category_affinity",
+                 "calendar_features", "session_features"):
+        assert any(c.startswith(f"{view}__") for c in training.columns), view
+    assert training["calendar_features__month"].notna().all()
