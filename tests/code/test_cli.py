@@ -17,16 +17,26 @@ def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
     return subprocess.run(
-        [SHOPRANK, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
+        [SHOPRANK, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
         timeout=120,
     )
 
 
 def test_every_command_has_help():
-    for args in (["--help"], ["generate", "--help"], ["dbt", "build", "--help"],
-                 ["features", "apply", "--help"], ["features", "training-set", "--help"],
-                 ["features", "materialize", "--help"], ["features", "check", "--help"],
-                 ["pipeline", "--help"], ["bench", "pipeline", "--help"]):
+    for args in (
+        ["--help"],
+        ["generate", "--help"],
+        ["dbt", "build", "--help"],
+        ["features", "apply", "--help"],
+        ["features", "training-set", "--help"],
+        ["features", "materialize", "--help"],
+        ["features", "check", "--help"],
+        ["pipeline", "--help"],
+        ["bench", "pipeline", "--help"],
+    ):
         result = _run(*args)
         assert result.returncode == 0, (args, result.stderr)
         assert "Usage" in result.stdout
@@ -60,8 +70,11 @@ def test_unknown_scale_is_rejected(tmp_path):
 
 def _project_copy(tmp_path: Path, feature_store_yaml: str) -> Path:
     root = Path(__file__).resolve().parents[2]
-    shutil.copytree(root / "dbt_project", tmp_path / "dbt_project",
-                    ignore=shutil.ignore_patterns("target", "logs"))
+    shutil.copytree(
+        root / "dbt_project",
+        tmp_path / "dbt_project",
+        ignore=shutil.ignore_patterns("target", "logs"),
+    )
     (tmp_path / "feature_repo").mkdir()
     (tmp_path / "feature_repo" / "feature_store.yaml").write_text(feature_store_yaml)
     return tmp_path
@@ -74,8 +87,11 @@ def test_malformed_feature_store_yaml_names_the_file_and_field(tmp_path):
         "online_store:\n  type: sqlite\n  path: x.db\nentity_key_serialization_version: seven\n",
     )
     settings = load_settings(project_root=root, data_dir=tmp_path / "data")
-    with pytest.raises(FeatureStoreConfigError, match=r"feature_store\.yaml: invalid field: "
-                       r"entity_key_serialization_version"):
+    with pytest.raises(
+        FeatureStoreConfigError,
+        match=r"feature_store\.yaml: invalid field: "
+        r"entity_key_serialization_version",
+    ):
         load_repo_config(settings)
 
 

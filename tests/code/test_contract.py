@@ -38,7 +38,9 @@ BASE = (("user_id", "bigint"), ("event_timestamp", "timestamp"), ("views_7d", "b
 
 
 def test_agreeing_definitions_have_no_problems():
-    assert compare_with_registry([_model(*BASE)], [_view(Field(name="views_7d", dtype=Int64))]) == []
+    assert (
+        compare_with_registry([_model(*BASE)], [_view(Field(name="views_7d", dtype=Int64))]) == []
+    )
 
 
 def test_column_added_in_dbt_but_missing_in_feast_is_reported():

@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from shoprank.data import faults as fl
 from shoprank.data import vocab
@@ -51,7 +52,7 @@ HOUR_US = 3_600 * US_PER_SECOND
 YEAR_US = 365 * US_PER_DAY
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 # Traffic multipliers: month of year, weekday (Monday first) and hour of day (UTC)
-MONTH_TRAFFIC = (0.97, 0.86, 0.92, 0.90, 0.92, 0.88, 0.90, 0.93, 0.92, 0.98, 1.22, 1.30)
+MONTH_TRAFFIC = (1.0, 0.88, 0.93, 0.91, 0.92, 0.88, 0.90, 0.93, 0.92, 0.98, 1.12, 1.18)
 WEEKDAY_TRAFFIC = (0.95, 0.93, 0.95, 0.97, 1.0, 1.12, 1.18)
 HOUR_TRAFFIC = (
     0.45,
@@ -101,7 +102,7 @@ class ScaleSpec:
     n_interactions: int
 
     def __post_init__(self) -> None:
-        n_leaves = len(vocab.build_taxonomy().leaf_names)
+        n_leaves = sum(len(top.leaves) for top in vocab.CATEGORIES)
         if self.n_users < 20:
             raise ValueError(f"n_users must be >= 20, got {self.n_users}")
         if self.n_products < n_leaves:
@@ -126,8 +127,8 @@ class ExposureParams:
     fav_brand: float = 1.0
     price: float = 1.0
     out_of_stock: float = 1.5
-    novelty: float = 1.8
-    novelty_days: float = 21.0
+    novelty: float = 2.0
+    novelty_days: float = 30.0
     anchor_noise: float = 0.35
 
 
@@ -135,25 +136,26 @@ class ExposureParams:
 class GeneratorConfig:
     """All generator knobs besides scale, seed and time window (stored in truth/meta.json)."""
 
-    latent_dim: int = 24
-    max_brands: int = 500
-    history_years: float = 3.0
-    prelaunch_share: float = 0.70
+    latent_dim: int = 24  # size of user taste / product latent vectors
+    max_brands: int = 500  # brands = min(max_brands, max(30, n_products // 4))
+    history_years: float = 3.0  # pre-window launches and sign-ups spread over this many years
+    prelaunch_share: float = 0.70  # products launched before start
     in_stock_share: float = 0.92
-    presignup_share: float = 0.60
-    explore_share: float = 0.15
-    activity_sigma: float = 1.2
-    bot_share: float = 0.0001
+    presignup_share: float = 0.60  # users signed up before start
+    explore_share: float = 0.15  # intent mass on the profile prior instead of preferred leaves
+    activity_sigma: float = 1.3  # lognormal sigma of user activity
+    active_share: float = 0.45  # users with non-zero activity (the rest are dormant accounts)
+    bot_share: float = 0.0001  # bots = max(min_bots, round(bot_share * n_users))
     min_bots: int = 2
-    bot_views: tuple[int, int] = (1_000, 3_000)
-    bot_max_event_share: float = 0.15
-    mean_session_views: float = 5.6
+    bot_views: tuple[int, int] = (1_000, 3_000)  # views per bot (inclusive range)
+    bot_max_event_share: float = 0.15  # bot views are scaled down to at most this share of rows
+    mean_session_views: float = 5.6  # geometric session length (before running out of items)
     max_session_views: int = 40
-    sibling_view_share: float = 0.08
-    preferred_device_share: float = 0.78
-    cart_rate: float = 0.10
-    buy_rate: float = 0.44
-    discount_share: float = 0.12
+    sibling_view_share: float = 0.08  # views after the first drawn from a sibling leaf
+    preferred_device_share: float = 0.78  # sessions on the user's preferred device
+    cart_rate: float = 0.10  # calibration target: mean P(cart | view)
+    buy_rate: float = 0.44  # calibration target: mean P(purchase | cart)
+    discount_share: float = 0.12  # views at a 5-30% discount (+25 points on holidays)
     exposure: ExposureParams = field(default_factory=ExposureParams)
     funnel: FunnelParams = field(default_factory=FunnelParams)
     faults: fl.FaultRates = field(default_factory=fl.FaultRates)
@@ -309,7 +311,7 @@ def traffic_weight(bin_start: np.ndarray, category_mix: np.ndarray) -> np.ndarra
     hour = (bin_start // HOUR_US) % 24
     return (
         np.asarray(MONTH_TRAFFIC)[month]
-        * category_mix[month]
+        * np.sqrt(category_mix[month])
         * np.asarray(WEEKDAY_TRAFFIC)[weekday]
         * np.asarray(HOUR_TRAFFIC)[hour]
         * _special_days(days)
@@ -460,15 +462,57 @@ def _prices(
     return price, np.log(price / base)
 
 
+def month_edges(start_us: int, end_us: int) -> np.ndarray:
+    """Calendar-month boundaries covering [start, end), clipped to the window."""
+    first = np.datetime64(start_us, "us").astype("datetime64[M]")
+    last = np.datetime64(end_us - 1, "us").astype("datetime64[M]")
+    months = np.arange(first, last + 1).astype("datetime64[us]").view(np.int64)
+    return np.concatenate([[start_us], months[1:], [end_us]])
+
+
 def _launches(
-    rng: np.random.Generator, n: int, start_us: int, end_us: int, cfg: GeneratorConfig
+    rng: np.random.Generator,
+    season: np.ndarray,
+    window: tuple[int, int],
+    cfg: GeneratorConfig,
 ) -> np.ndarray:
-    """Launch times: a share spread over the prior years, the rest through the window."""
+    """Launch times: a share over the prior years, the rest through the window by leaf season.
+
+    Args:
+        rng: Random generator.
+        season: (n_products, 12) monthly season multipliers of each product's leaf.
+        window: (start, end) in microseconds.
+        cfg: Generator configuration.
+
+    Returns:
+        Launch times in microseconds.
+    """
+    n = season.shape[0]
     before = rng.random(n) < cfg.prelaunch_share
-    history = int(cfg.history_years * YEAR_US)
-    old = start_us - rng.integers(1, history, n)
-    new = start_us + rng.integers(0, end_us - start_us, n)
+    old = window[0] - rng.integers(1, int(cfg.history_years * YEAR_US), n)
+    edges = month_edges(*window)
+    lengths = np.diff(edges)
+    pick = _categorical(rng, season[:, month_index(edges[:-1])] * lengths[None, :])
+    new = edges[pick] + np.floor(rng.random(n) * lengths[pick]).astype(np.int64)
     return np.where(before, old, new)
+
+
+def _product_latent(
+    rng: np.random.Generator,
+    space: LatentSpace,
+    attributes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Product vectors: leaf + brand + colour + material directions + noise, unit length."""
+    leaf, brand, color, material = attributes
+    dim = space.leaf.shape[1]
+    noise = rng.standard_normal((leaf.size, dim)) * (0.5 / np.sqrt(dim))
+    mixed = (
+        space.leaf[leaf]
+        + 0.45 * space.brand[brand]
+        + 0.25 * space.color[color]
+        + 0.35 * space.material[material]
+    )
+    return _unit(mixed + noise).astype(np.float32)
 
 
 def _catalog(
@@ -494,14 +538,7 @@ def _catalog(
     # Latent truth
     quality = brands.quality[brand] + rng.normal(0.0, 0.35, n_products)
     log_pop = 0.6 * quality + rng.normal(0.0, 1.0, n_products)
-    noise = rng.standard_normal((n_products, cfg.latent_dim)) * (0.5 / np.sqrt(cfg.latent_dim))
-    latent = _unit(
-        space.leaf[leaf]
-        + 0.45 * space.brand[brand]
-        + 0.25 * space.color[color]
-        + 0.35 * space.material[material]
-        + noise
-    ).astype(np.float32)
+    latent = _product_latent(rng, space, (leaf, brand, color, material))
     items = vocab.TextInputs(leaf, brand, brands.tier[brand], color, material)
     title, description = vocab.build_texts(rng, taxonomy, brands.names, items)
     catalog = Catalog(
@@ -511,7 +548,7 @@ def _catalog(
         material=material,
         price=price,
         in_stock=rng.random(n_products) < cfg.in_stock_share,
-        launched_us=_launches(rng, n_products, *window, cfg),
+        launched_us=_launches(rng, taxonomy.leaf_season[leaf], window, cfg),
         quality=quality,
         popularity=np.exp(log_pop - log_pop.mean()),
         rel_price=rel_price,
@@ -586,7 +623,7 @@ def _leaf_prior(
 def _preferences(rng: np.random.Generator, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """2-4 preferred leaves per user (Gumbel top-k on the prior) with Dirichlet weights."""
     n = prior.shape[0]
-    keys = np.log(prior) - np.log(rng.standard_exponential(prior.shape, dtype=np.float32))
+    keys = np.log(prior) + _gumbel(rng, prior.shape, np.float32)
     top = np.argpartition(-keys, 3, axis=1)[:, :4]
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, 1), axis=1), 1)
     k = rng.choice([2, 3, 4], size=n, p=[0.35, 0.40, 0.25])
@@ -634,7 +671,7 @@ def _fav_brands(
             score = np.log(brands.weight[cand])[None, :] - 1.5 * np.abs(
                 brands.tier[cand][None, :] - desired_tier[rows, None]
             )
-            score -= np.log(rng.standard_exponential(score.shape))
+            score += _gumbel(rng, score.shape)
             fav[rows, slot] = cand[np.argmax(score, axis=1)]
     return fav
 
@@ -669,7 +706,9 @@ def _population(
     leaves, weights = _preferences(rng, prior)
     sensitivity = _sensitivity(rng, profile[0], profile[1])
     fav = _fav_brands(rng, leaves, sensitivity, taxonomy.leaf_l1, brands)
-    activity = rng.lognormal(0.0, cfg.activity_sigma, n_users) * np.where(profile[2] == 1, 1.1, 1.0)
+    active = rng.random(n_users) < cfg.active_share
+    activity = rng.lognormal(0.0, cfg.activity_sigma, n_users) * active
+    activity *= np.where(profile[2] == 1, 1.1, 1.0)
     population = Population(
         age=profile[0],
         region=profile[1],
@@ -837,9 +876,17 @@ def _exposure_utility(world: World, block: PartBlock, products: np.ndarray) -> n
     return util
 
 
+def _gumbel(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: type = np.float64
+) -> np.ndarray:
+    """Standard Gumbel noise (as -log of an exponential, kept finite)."""
+    draws = rng.standard_exponential(shape, dtype=dtype)
+    return -np.log(np.maximum(draws, np.finfo(dtype).tiny))
+
+
 def _top_k(rng: np.random.Generator, util: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Gumbel top-k per row: column indices in draw order and whether each draw is valid."""
-    keys = util - np.log(rng.standard_exponential(util.shape, dtype=np.float32))
+    keys = util + _gumbel(rng, util.shape, np.float32)
     k = min(k, util.shape[1])
     top = np.argpartition(-keys, k - 1, axis=1)[:, :k]
     top_keys = np.take_along_axis(keys, top, axis=1)
@@ -1490,8 +1537,6 @@ def _phases(enabled: bool, total: int) -> Iterator[Any]:
     if not enabled:
         yield lambda label: None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     columns = (TextColumn("{task.description:<24}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns) as bar:
         task = bar.add_task("generate", total=total)

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -35,20 +35,29 @@ US_PER_DAY = 86_400 * US_PER_SECOND
 
 # Calendar helpers
 def to_us(times: np.ndarray | Any) -> np.ndarray:
-    """Convert datetime64 values (any unit, naive = UTC) to int64 microseconds since epoch.
+    """Convert times to int64 microseconds since the epoch (UTC).
 
     Args:
-        times: A datetime64 array or scalar; integer arrays are taken as microseconds.
+        times: datetime64 values (any unit; naive = UTC), integer microseconds, or strings /
+            datetime objects / pandas Timestamps (timezone-aware ones are converted to UTC).
 
     Returns:
-        An int64 array of microseconds since 1970-01-01 UTC.
+        An int64 array of microseconds since 1970-01-01 UTC, with the input's shape.
 
+    Raises:
+        ValueError: If the values are not times.
     """
     arr = np.asarray(times)
     if arr.dtype.kind == "M":
         return arr.astype("datetime64[us]").view(np.int64)
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64)
+    if arr.dtype.kind in "OU":
+        try:
+            stamps = pd.to_datetime(arr.ravel(), utc=True)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"times must be datetimes: {exc}") from exc
+        return stamps.as_unit("us").asi8.reshape(arr.shape)
     raise ValueError(f"times must be datetime64 (or int64 microseconds), got dtype {arr.dtype}")
 
 
@@ -259,13 +268,6 @@ def calibrate_intercept(
     return a
 
 
-def _datetime64(time: Any) -> np.datetime64:
-    """Convert a datetime (aware ones to UTC) or datetime64-like scalar to datetime64[us]."""
-    if isinstance(time, datetime) and time.tzinfo is not None:
-        time = time.astimezone(UTC).replace(tzinfo=None)
-    return np.datetime64(time, "us")
-
-
 # Reading the truth files
 def _matrix(table: pa.Table, column: str) -> np.ndarray:
     """Decode a fixed-size-list column into a 2-D numpy array."""
@@ -405,7 +407,7 @@ class Oracle:
             candidates = np.arange(1, self.n_products + 1, dtype=np.int64)
         else:
             candidates = np.asarray(product_ids, dtype=np.int64)
-        when = _datetime64(time)
+        when = to_us(time)
         prob = self.propensity(np.full(candidates.shape, user_id), candidates, when)
         order = np.lexsort((candidates, -prob))
         order = order[prob[order] > 0][:k]

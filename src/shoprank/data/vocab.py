@@ -771,6 +771,63 @@ def _per_l1_choice(
     return [s for pool in pools for s in pool], offsets[leaf_l1] + local
 
 
+@dataclass(frozen=True)
+class _Words:
+    """Per-product words as Arrow string arrays."""
+
+    brand: pa.Array
+    adjective: pa.Array
+    noun: pa.Array
+    material: pa.Array
+    color: pa.Array
+
+
+def _words(
+    rng: np.random.Generator,
+    taxonomy: Taxonomy,
+    brands: list[str],
+    items: TextInputs,
+    categories: tuple[TopCategory, ...],
+) -> _Words:
+    """Pick a noun of each product's leaf and an adjective of its L1; gather other words."""
+    leaf_nouns = [leaf.nouns for top in categories for leaf in top.leaves]
+    noun_pool, noun_idx = _per_l1_choice(rng, items.leaf, leaf_nouns)
+    leaf_l1 = taxonomy.leaf_l1[items.leaf]
+    adj_pool, adj_idx = _per_l1_choice(rng, leaf_l1, [top.adjectives for top in categories])
+    return _Words(
+        brand=take_strings(brands, items.brand),
+        adjective=take_strings(adj_pool, adj_idx),
+        noun=take_strings(noun_pool, noun_idx),
+        material=take_strings(taxonomy.materials, items.material),
+        color=take_strings(COLORS, items.color),
+    )
+
+
+def _first_sentence(rng: np.random.Generator, words: _Words) -> pa.Array:
+    """'This <adjective> <noun> made from <material> in <colour>.' with varied connectors."""
+    n = len(words.noun)
+    opener = take_strings(OPENERS, rng.integers(0, len(OPENERS), n))
+    made = take_strings(MATERIAL_PHRASES, rng.integers(0, len(MATERIAL_PHRASES), n))
+    parts = [
+        opener,
+        pc.utf8_lower(words.adjective),
+        " ",
+        pc.utf8_lower(words.noun),
+        made,
+        pc.utf8_lower(words.material),
+        " in ",
+        pc.utf8_lower(words.color),
+        ".",
+    ]
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _maybe(rng: np.random.Generator, values: pa.Array, share: float) -> pa.Array:
+    """Keep each value with probability ``share``, else null."""
+    keep = pa.array(rng.random(len(values)) < share)
+    return pc.if_else(keep, values, pa.scalar(None, pa.string()))
+
+
 def build_texts(
     rng: np.random.Generator,
     taxonomy: Taxonomy,
@@ -789,47 +846,27 @@ def build_texts(
 
     Returns:
         Arrow string arrays (titles, descriptions).
-
     """
-    n = items.leaf.size
-    leaf_l1 = taxonomy.leaf_l1[items.leaf]
-    # Nouns per leaf and adjectives per L1
-    leaf_nouns = [leaf.nouns for top in categories for leaf in top.leaves]
-    noun_pool, noun_idx = _per_l1_choice(rng, items.leaf, leaf_nouns)
-    adj_pool, adj_idx = _per_l1_choice(rng, leaf_l1, [top.adjectives for top in categories])
-    noun = take_strings(noun_pool, noun_idx)
-    adj = take_strings(adj_pool, adj_idx)
-    brand = take_strings(brands, items.brand)
-    color = take_strings(COLORS, items.color)
-    material = take_strings(taxonomy.materials, items.material)
+    words = _words(rng, taxonomy, brands, items, categories)
     title = pc.binary_join_element_wise(
-        pc.binary_join_element_wise(brand, adj, material, noun, " "), color, ", "
+        pc.binary_join_element_wise(words.brand, words.adjective, words.material, words.noun, " "),
+        words.color,
+        ", ",
     )
     # Sentences: what it is, a feature, an optional use case and an optional brand line
-    opener = take_strings(OPENERS, rng.integers(0, len(OPENERS), n))
-    made = take_strings(MATERIAL_PHRASES, rng.integers(0, len(MATERIAL_PHRASES), n))
-    first = pc.binary_join_element_wise(
-        opener,
-        pc.utf8_lower(adj),
-        " ",
-        pc.utf8_lower(noun),
-        made,
-        pc.utf8_lower(material),
-        " in ",
-        pc.utf8_lower(color),
-        ".",
-        "",
-    )
+    leaf_l1 = taxonomy.leaf_l1[items.leaf]
     feat_pool, feat_idx = _per_l1_choice(rng, leaf_l1, [top.features for top in categories])
     use_pool, use_idx = _per_l1_choice(rng, leaf_l1, [top.uses for top in categories])
-    use = pc.binary_join_element_wise("Perfect for ", take_strings(use_pool, use_idx), ".", "")
     tag_pool, tag_idx = _per_l1_choice(rng, items.brand_tier, list(TIER_TAGLINES))
-    brand_line = pc.binary_join_element_wise(
-        "From ", brand, ", known for ", take_strings(tag_pool, tag_idx), ".", ""
-    )
-    use = pc.if_else(pa.array(rng.random(n) < 0.6), use, pa.scalar(None, pa.string()))
-    brand_line = pc.if_else(pa.array(rng.random(n) < 0.5), brand_line, pa.scalar(None, pa.string()))
+    use = pc.binary_join_element_wise("Perfect for ", take_strings(use_pool, use_idx), ".", "")
+    tagline = take_strings(tag_pool, tag_idx)
+    brand_line = pc.binary_join_element_wise("From ", words.brand, ", known for ", tagline, ".", "")
     description = pc.binary_join_element_wise(
-        first, take_strings(feat_pool, feat_idx), use, brand_line, " ", null_handling="skip"
+        _first_sentence(rng, words),
+        take_strings(feat_pool, feat_idx),
+        _maybe(rng, use, 0.6),
+        _maybe(rng, brand_line, 0.5),
+        " ",
+        null_handling="skip",
     )
     return title, description

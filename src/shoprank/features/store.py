@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import string
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,12 +66,27 @@ def open_store(settings: Settings) -> FeatureStore:
 
 @contextlib.contextmanager
 def _tool_environment(settings: Settings) -> Iterator[None]:
-    """Export the settings' paths while Feast imports the repo modules, then restore."""
-    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    """Let Feast import the repo modules with these settings, then restore the process.
+
+    Exports the settings' paths, puts the repo first on ``sys.path`` and forgets previously
+    imported repo modules (their objects were built for whatever settings came first).
+    """
+    repo = settings.feature_repo_dir
+    module_names = {p.stem for p in repo.glob("*.py")}
+    saved_env, saved_cwd, saved_path = dict(os.environ), Path.cwd(), list(sys.path)
+
+    def forget_repo_modules() -> None:
+        for name in module_names:
+            sys.modules.pop(name, None)
+
     os.environ.update(settings.tool_env())
+    sys.path.insert(0, str(repo))
+    forget_repo_modules()
     try:
         yield
     finally:
+        forget_repo_modules()
+        sys.path[:] = saved_path
         os.environ.clear()
         os.environ.update(saved_env)
         os.chdir(saved_cwd)

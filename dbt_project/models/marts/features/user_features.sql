@@ -174,7 +174,7 @@ final as (
     select
         snapshots.user_id,
         snapshots.event_timestamp,
-        snapshots.has_history,
+        cast(snapshots.has_history as {{ dbt.type_bigint() }}) as has_history,
         cast(snapshots.views_1d as {{ dbt.type_bigint() }}) as views_1d,
         cast(snapshots.views_7d as {{ dbt.type_bigint() }}) as views_7d,
         cast(snapshots.views_30d as {{ dbt.type_bigint() }}) as views_30d,
