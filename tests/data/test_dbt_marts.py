@@ -29,14 +29,20 @@ def test_bots_are_removed_from_clean_events(tiny_platform, tiny_settings):
     assert len(bots) >= 1
     clean = _query(
         tiny_settings,
-        "select count(*) as n from fct_events where user_id in (select user_id from int_users__bots)",
+        "select count(*) as n from fct_events"
+        " where user_id in (select user_id from int_users__bots)",
     )
     assert clean["n"].iloc[0] == 0
 
 
 def test_feature_marts_are_parquet_with_rows(tiny_platform, tiny_settings):
-    for mart in ("user_features", "product_features", "user_category_affinity",
-                 "calendar_features", "session_features"):
+    for mart in (
+        "user_features",
+        "product_features",
+        "user_category_affinity",
+        "calendar_features",
+        "session_features",
+    ):
         assert tiny_platform.row_counts[f"marts.{mart}"] > 0
         assert (tiny_settings.marts_dir / f"{mart}.parquet").is_file()
     assert (tiny_settings.marts_dir / "_build.json").is_file()
@@ -54,7 +60,9 @@ def test_calendar_knows_christmas_and_weekdays(tiny_platform, tiny_settings):
     assert day.loc["2025-07-14", "season"] == "summer"
 
 
-def test_users_who_sign_up_late_have_a_profile_snapshot_without_history(tiny_platform, tiny_settings):
+def test_users_who_sign_up_late_have_a_profile_snapshot_without_history(
+    tiny_platform, tiny_settings
+):
     users = pd.read_parquet(tiny_settings.raw_dir / "users.parquet")
     late = users[users["signup_at"] >= pd.Timestamp("2025-06-01", tz="UTC")]
     assert len(late) > 0
@@ -66,7 +74,9 @@ def test_users_who_sign_up_late_have_a_profile_snapshot_without_history(tiny_pla
 
 
 def test_snapshots_never_lie_in_the_future_of_their_data(tiny_platform, tiny_settings):
-    daily = _query(tiny_settings, "select user_id, max(event_at) as last_event from fct_events group by 1")
+    daily = _query(
+        tiny_settings, "select user_id, max(event_at) as last_event from fct_events group by 1"
+    )
     feats = pd.read_parquet(tiny_settings.marts_dir / "user_features.parquet")
     latest = feats.groupby("user_id")["event_timestamp"].max().rename("snap").reset_index()
     merged = daily.merge(latest, on="user_id")

@@ -68,9 +68,13 @@ def test_online_store_serves_the_latest_snapshot(tiny_platform, tiny_settings):
     feats = pd.read_parquet(tiny_settings.marts_dir / "user_features.parquet")
     latest = feats.sort_values("event_timestamp").groupby("user_id").last()
     users = latest.index[:20].tolist()
-    online = open_store(tiny_settings).get_online_features(
-        features=["user_features:events_total", "user_features:age_band"],
-        entity_rows=[{"user_id": int(u)} for u in users],
-    ).to_df()
+    online = (
+        open_store(tiny_settings)
+        .get_online_features(
+            features=["user_features:events_total", "user_features:age_band"],
+            entity_rows=[{"user_id": int(u)} for u in users],
+        )
+        .to_df()
+    )
     assert online["events_total"].tolist() == latest.loc[users, "events_total"].tolist()
     assert online["age_band"].tolist() == latest.loc[users, "age_band"].tolist()

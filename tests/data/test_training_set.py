@@ -59,7 +59,7 @@ def test_a_value_that_changes_after_the_cutoff_is_not_seen(training, user_snapsh
         if after.empty or before.empty:
             continue
         later_value = after.sort_values("event_timestamp")["events_total"].iloc[-1]
-        served = getattr(row, "user_features__events_total")
+        served = row.user_features__events_total
         expected = before.sort_values("event_timestamp")["events_total"].iloc[-1]
         if later_value != expected:
             assert served == expected and served != later_value
@@ -73,7 +73,9 @@ def test_labels_grade_what_the_user_did_after_the_cutoff(training, tiny_settings
     assert set(training["label"].unique()) <= {0, 1, 2, 3}
     assert (training["label"] > 0).mean() > 0.1
     with duckdb.connect(str(tiny_settings.warehouse_path), read_only=True) as con:
-        events = con.execute("select user_id, product_id, event_type, event_at from fct_events").df()
+        events = con.execute(
+            "select user_id, product_id, event_type, event_at from fct_events"
+        ).df()
     events["event_at"] = pd.to_datetime(events["event_at"]).dt.tz_localize("UTC")
     grade = {"view": 1, "cart": 2, "purchase": 3}
     for row in training.sample(200, random_state=0).itertuples():
@@ -95,7 +97,12 @@ def test_cold_rows_say_no_history_instead_of_zero(training):
 
 
 def test_training_set_has_the_feature_service_columns(training):
-    for view in ("user_features", "product_features", "user_category_affinity",
-                 "calendar_features", "session_features"):
+    for view in (
+        "user_features",
+        "product_features",
+        "user_category_affinity",
+        "calendar_features",
+        "session_features",
+    ):
         assert any(c.startswith(f"{view}__") for c in training.columns), view
     assert training["calendar_features__month"].notna().all()

@@ -11,9 +11,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_redis_online_store_matches_sqlite(tiny_platform, tiny_settings, redis_server, tmp_path):
-    redis_settings = load_settings(
-        data_dir=tmp_path, online_store="redis", redis_url=redis_server
-    )
+    redis_settings = load_settings(data_dir=tmp_path, online_store="redis", redis_url=redis_server)
     shutil.copytree(tiny_settings.marts_dir, redis_settings.marts_dir)
     store.apply(redis_settings)
     assert store.materialize(redis_settings, end=redis_settings.splits.data_end) == "backfill"
@@ -23,8 +21,10 @@ def test_redis_online_store_matches_sqlite(tiny_platform, tiny_settings, redis_s
     features = ["user_features:events_total", "user_features:region", "product_features:price"]
     rows = [{"user_id": u, "product_id": u} for u in range(1, 40)]
     from_redis = redis_store.get_online_features(features=features, entity_rows=rows).to_dict()
-    from_sqlite = store.open_store(tiny_settings).get_online_features(
-        features=features, entity_rows=rows
-    ).to_dict()
+    from_sqlite = (
+        store.open_store(tiny_settings)
+        .get_online_features(features=features, entity_rows=rows)
+        .to_dict()
+    )
     assert from_redis == from_sqlite
     assert sum(v is not None for v in from_redis["events_total"]) > 10
