@@ -45,7 +45,7 @@ def test_every_command_has_help():
 def test_dbt_build_without_raw_data_names_the_missing_file(tmp_path):
     result = _run("--data-dir", str(tmp_path), "dbt", "build")
     assert result.returncode == 2
-    assert f"{tmp_path}/raw/events.parquet: raw source missing" in result.stderr
+    assert f"{tmp_path}/raw/products.parquet: raw source missing" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

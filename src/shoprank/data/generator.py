@@ -47,10 +47,10 @@ from shoprank.data.oracle import (
     pair_logits,
     sigmoid,
 )
+from shoprank.data.schema import TIMESTAMP, raw_schemas
 
 HOUR_US = 3_600 * US_PER_SECOND
 YEAR_US = 365 * US_PER_DAY
-TIMESTAMP = pa.timestamp("us", tz="UTC")
 # Traffic multipliers: month of year, weekday (Monday first) and hour of day (UTC)
 MONTH_TRAFFIC = (1.0, 0.88, 0.93, 0.91, 0.92, 0.88, 0.90, 0.93, 0.92, 0.98, 1.12, 1.18)
 WEEKDAY_TRAFFIC = (0.95, 0.93, 0.95, 0.97, 1.0, 1.12, 1.18)
@@ -1315,59 +1315,6 @@ def cold_start_shares(
 
 
 # Writing
-def raw_schemas() -> dict[str, pa.Schema]:
-    """The raw-file contract (dbt sources): column names and Arrow types per file."""
-    return {
-        "products": pa.schema(
-            [
-                ("product_id", pa.int64()),
-                ("title", pa.string()),
-                ("description", pa.string()),
-                ("category_l1", pa.string()),
-                ("category_l2", pa.string()),
-                ("brand", pa.string()),
-                ("color", pa.string()),
-                ("material", pa.string()),
-                ("price", pa.float64()),
-                ("in_stock", pa.bool_()),
-                ("launched_at", TIMESTAMP),
-            ]
-        ),
-        "users": pa.schema(
-            [
-                ("user_id", pa.int64()),
-                ("signup_at", TIMESTAMP),
-                ("age_band", pa.string()),
-                ("region", pa.string()),
-                ("device_preference", pa.string()),
-            ]
-        ),
-        "sessions": pa.schema(
-            [
-                ("session_id", pa.string()),
-                ("user_id", pa.int64()),
-                ("started_at", TIMESTAMP),
-                ("ended_at", TIMESTAMP),
-                ("device", pa.string()),
-                ("traffic_source", pa.string()),
-            ]
-        ),
-        "events": pa.schema(
-            [
-                ("event_id", pa.string()),
-                ("event_timestamp", TIMESTAMP),
-                ("user_id", pa.int64()),
-                ("product_id", pa.int64()),
-                ("session_id", pa.string()),
-                ("event_type", pa.string()),
-                ("price", pa.float64()),
-                ("quantity", pa.int32()),
-                ("device", pa.string()),
-            ]
-        ),
-    }
-
-
 def _ts(t_us: np.ndarray) -> pa.Array:
     """Microsecond integers as a UTC timestamp array."""
     return pa.array(np.asarray(t_us, dtype=np.int64), type=pa.int64()).cast(TIMESTAMP)

@@ -16,7 +16,6 @@ from pathlib import Path
 from shoprank.settings import Settings
 
 BUILD_STAMP = "_build.json"
-RAW_FILES = ("events", "users", "products", "sessions")
 
 
 class DbtError(RuntimeError):
@@ -34,11 +33,10 @@ def dbt_executable() -> str:
 
 
 def check_raw_inputs(settings: Settings) -> None:
-    """Fail early, naming the file, when a raw source file is missing."""
-    for name in RAW_FILES:
-        path = settings.raw_dir / f"{name}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: raw source missing; run `shoprank generate` first")
+    """Fail early, naming the file and column, when a raw source is missing or mistyped."""
+    from shoprank.data.schema import validate_raw_dir
+
+    validate_raw_dir(settings.raw_dir)
 
 
 def run_dbt(settings: Settings, *args: str, quiet: bool = False) -> None:
