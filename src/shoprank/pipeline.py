@@ -81,6 +81,21 @@ def table_counts(settings: Settings) -> tuple[dict[str, int], dict[str, int]]:
     return counts, dict(reasons)
 
 
+def _announcer(enabled: bool, total: int):
+    """A function printing a rule per stage ("[2/5] dbt build: ...") when ``enabled``."""
+    from rich.console import Console
+
+    console = Console()
+    count = [0]
+
+    def announce(stage: str, what: str) -> None:
+        count[0] += 1
+        if enabled:
+            console.rule(f"[bold][{count[0]}/{total}] {stage}[/bold]: {what}")
+
+    return announce
+
+
 def run_pipeline(
     settings: Settings, scale: str, seed: int, training_rows: int, progress: bool = True
 ) -> PipelineReport:
@@ -97,6 +112,8 @@ def run_pipeline(
 
     report = PipelineReport(scale=scale, seed=seed, splits=settings.splits.as_dict())
     splits = settings.splits
+    announce = _announcer(progress, total=5)
+    announce("generate", f"synthetic shop at {scale} scale, seed {seed}")
     with measure("generate") as stage:
         summary = generate(
             scale=scale,
@@ -108,6 +125,7 @@ def run_pipeline(
         )
         report.generation = summary.to_dict()
     report.stages.append(stage)
+    announce("dbt build", "staging, quarantine, feature marts, tests")
     with measure("dbt build") as stage:
         dbt.build(settings, quiet=not progress)
     report.stages.append(stage)
@@ -116,9 +134,13 @@ def run_pipeline(
         ("feast apply", lambda: store.apply(settings)),
         ("materialize", lambda: store.materialize(settings, end=splits.data_end, fresh=True)),
     ):
+        announce(name, "Feast registry and SQLite online store")
         with measure(name) as stage:
-            stage.details["result"] = step()
+            result = step()
+            if result:
+                stage.details["mode"] = result
         report.stages.append(stage)
+    announce("training set", f"{training_rows:,} rows, point-in-time join via Feast")
     with measure("training set") as stage:
         spec = ExampleSpec(split="train", n_rows=training_rows, seed=seed)
         examples = build_examples(settings.warehouse_path, splits, spec)

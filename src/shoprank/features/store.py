@@ -11,6 +11,7 @@ import contextlib
 import os
 import string
 import sys
+import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +27,14 @@ FEATURE_STORE_YAML = "feature_store.yaml"
 
 class FeatureStoreConfigError(ValueError):
     """feature_store.yaml is missing or malformed."""
+
+
+def _quiet_known_warnings() -> None:
+    """Hide a deprecation that ibis (inside Feast's duckdb store) triggers on every query.
+
+    Feast installs its own warning filters when imported, so ours must come after.
+    """
+    warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
 
 
 def load_repo_config(settings: Settings) -> RepoConfig:
@@ -60,6 +69,7 @@ def load_repo_config(settings: Settings) -> RepoConfig:
 
 def open_store(settings: Settings) -> FeatureStore:
     """A FeatureStore for the project's feature repo and data directory."""
+    _quiet_known_warnings()
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return FeatureStore(repo_path=str(settings.feature_repo_dir), config=load_repo_config(settings))
 
@@ -101,6 +111,7 @@ def apply(settings: Settings) -> None:
     require_complete_marts(settings)
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     config = load_repo_config(settings)
+    _quiet_known_warnings()
     with _tool_environment(settings):
         apply_total(config, settings.feature_repo_dir, skip_source_validation=False)
 
