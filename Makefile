@@ -28,6 +28,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	SHOPRANK_DATA_DIR=$(CURDIR)/data $(BIN)/sqlfluff lint dbt_project/models dbt_project/tests
 
 format: setup
 	$(BIN)/ruff format .

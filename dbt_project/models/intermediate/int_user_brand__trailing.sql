@@ -10,7 +10,10 @@ events as (
 
 user_days as (
 
-    select distinct user_id, day_num from events
+    select distinct
+        user_id,
+        day_num
+    from events
 
 ),
 
@@ -50,7 +53,7 @@ ranked as (
         *,
         score_90d / sum(score_90d) over (partition by user_id, day_num) as share_90d,
         row_number() over (
-            partition by user_id, day_num order by score_90d desc, brand
+            partition by user_id, day_num order by score_90d desc, brand asc
         ) as brand_rank
 
     from trailing_scores

@@ -36,7 +36,7 @@ next_holiday as (
         ) as holiday_rank
 
     from calendar
-    inner join holidays on holidays.holiday_date >= calendar.calendar_date
+    inner join holidays on calendar.calendar_date <= holidays.holiday_date
 
 ),
 
@@ -75,7 +75,8 @@ final as (
         end as season,
         cast(
             case
-                when extract(month from calendar.calendar_date) = 12
+                when
+                    extract(month from calendar.calendar_date) = 12
                     or (
                         extract(month from calendar.calendar_date) = 11
                         and extract(day from calendar.calendar_date) >= 15

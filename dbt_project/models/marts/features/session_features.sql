@@ -37,10 +37,11 @@ sequenced as (
         lag(category_l2, 1) over (partition by user_id order by event_at) as previous_category_l2_1,
         lag(category_l2, 2) over (partition by user_id order by event_at) as previous_category_l2_2,
         row_number() over (partition by session_id order by event_at) as session_position,
-        sum(case when event_type = 'cart' then 1 else 0 end) over (
-            partition by session_id order by event_at
-            rows between unbounded preceding and current row
-        )
+        sum(case when event_type = 'cart' then 1 else 0 end)
+            over (
+                partition by session_id order by event_at
+                rows between unbounded preceding and current row
+            )
             as session_carts,
         min(event_at) over (partition by session_id) as session_started_at
 
