@@ -78,3 +78,21 @@ def test_online_store_serves_the_latest_snapshot(tiny_platform, tiny_settings):
     )
     assert online["events_total"].tolist() == latest.loc[users, "events_total"].tolist()
     assert online["age_band"].tolist() == latest.loc[users, "age_band"].tolist()
+
+
+def test_expired_values_are_not_loaded_online(tiny_platform, tiny_settings):
+    """Online reads ignore TTL, so materialize skips rows already expired at its end."""
+    import pandas as pd
+
+    sessions = pd.read_parquet(tiny_settings.marts_dir / "session_features.parquet")
+    last = sessions.groupby("user_id")["event_timestamp"].max()
+    end = pd.Timestamp(tiny_settings.splits.data_end).tz_localize(None)
+    fresh = last[last >= end - pd.Timedelta(days=1)].index[:5].tolist()
+    stale = last[last < end - pd.Timedelta(days=2)].index[:5].tolist()
+    assert fresh and stale
+    online = open_store(tiny_settings).get_online_features(
+        features=["session_features:last_product_id"],
+        entity_rows=[{"user_id": int(u)} for u in fresh + stale],
+    ).to_dict()["last_product_id"]
+    assert all(v is not None for v in online[: len(fresh)])
+    assert all(v is None for v in online[len(fresh) :])

@@ -128,13 +128,14 @@ def materialize(
 ) -> str:
     """Load the latest feature values up to ``end`` into the online store.
 
-    A fresh store (no view materialized yet, or ``fresh=True``) is backfilled from ``start``
-    (default: 30 days before the data window), because ``materialize_incremental`` writes
-    nothing there. Later runs are incremental from where the last one stopped.
+    A fresh store (no view materialized yet, or ``fresh=True``) is backfilled, because
+    ``materialize_incremental`` writes nothing there. Each view is backfilled from the later of
+    ``start`` (default: 30 days before the data window) and ``end`` minus its TTL: online reads
+    ignore TTL, so loading values that have already expired would serve them as current.
+    Later runs are incremental from where the last one stopped.
 
     Returns:
         "backfill" or "incremental", the mode that ran.
-
     """
     from shoprank.transform.dbt import require_complete_marts
 
@@ -143,9 +144,11 @@ def materialize(
     views = store.list_feature_views()
     if not views:
         raise FeatureStoreConfigError("no feature views registered: run `shoprank features apply`")
-    if fresh or all(not view.materialization_intervals for view in views):
-        begin = start or settings.splits.data_start - timedelta(days=30)
-        store.materialize(start_date=begin, end_date=end)
-        return "backfill"
-    store.materialize_incremental(end_date=end)
-    return "incremental"
+    if not (fresh or all(not view.materialization_intervals for view in views)):
+        store.materialize_incremental(end_date=end)
+        return "incremental"
+    begin = start or settings.splits.data_start - timedelta(days=30)
+    for view in sorted(views, key=lambda v: v.name):
+        view_start = max(begin, end - view.ttl) if view.ttl else begin
+        store.materialize(start_date=view_start, end_date=end, feature_views=[view.name])
+    return "backfill"
