@@ -113,8 +113,8 @@ def features_materialize(
 
     settings = _settings(ctx)
     until = (end.replace(tzinfo=end.tzinfo or UTC)) if end else settings.splits.data_end
-    mode = store.materialize(settings, end=until, fresh=backfill)
-    console.print(f"materialized up to {until:%Y-%m-%d %H:%M} ({mode})")
+    result = store.materialize(settings, end=until, fresh=backfill)
+    console.print(f"materialized up to {until:%Y-%m-%d %H:%M}: {result}")
 
 
 @features_app.command("training-set")

@@ -138,7 +138,7 @@ def run_pipeline(
         with measure(name) as stage:
             result = step()
             if result:
-                stage.details["mode"] = result
+                stage.details.update(result)
         report.stages.append(stage)
     announce("training set", f"{training_rows:,} rows, point-in-time join via Feast")
     with measure("training set") as stage:

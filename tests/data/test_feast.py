@@ -90,9 +90,20 @@ def test_expired_values_are_not_loaded_online(tiny_platform, tiny_settings):
     fresh = last[last >= end - pd.Timedelta(days=1)].index[:5].tolist()
     stale = last[last < end - pd.Timedelta(days=2)].index[:5].tolist()
     assert fresh and stale
-    online = open_store(tiny_settings).get_online_features(
-        features=["session_features:last_product_id"],
-        entity_rows=[{"user_id": int(u)} for u in fresh + stale],
-    ).to_dict()["last_product_id"]
+    online = (
+        open_store(tiny_settings)
+        .get_online_features(
+            features=["session_features:last_product_id"],
+            entity_rows=[{"user_id": int(u)} for u in fresh + stale],
+        )
+        .to_dict()["last_product_id"]
+    )
     assert all(v is not None for v in online[: len(fresh)])
     assert all(v is None for v in online[len(fresh) :])
+
+
+def test_second_materialize_is_incremental(tiny_platform, tiny_settings):
+    from shoprank.features import store
+
+    result = store.materialize(tiny_settings, end=tiny_settings.splits.data_end)
+    assert result["mode"] == "incremental"

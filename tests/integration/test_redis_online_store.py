@@ -14,7 +14,11 @@ def test_redis_online_store_matches_sqlite(tiny_platform, tiny_settings, redis_s
     redis_settings = load_settings(data_dir=tmp_path, online_store="redis", redis_url=redis_server)
     shutil.copytree(tiny_settings.marts_dir, redis_settings.marts_dir)
     store.apply(redis_settings)
-    assert store.materialize(redis_settings, end=redis_settings.splits.data_end) == "backfill"
+    result = store.materialize(redis_settings, end=redis_settings.splits.data_end)
+    assert result["mode"] == "backfill"
+    assert set(result["seconds_by_view"]) == {
+        v.name for v in store.open_store(redis_settings).list_feature_views()
+    }
     redis_store = store.open_store(redis_settings)
     assert type(redis_store.config.online_store).__name__ == "RedisOnlineStoreConfig"
 

@@ -11,6 +11,7 @@ import contextlib
 import os
 import string
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -125,7 +126,7 @@ def reset(settings: Settings) -> None:
 
 def materialize(
     settings: Settings, end: datetime, start: datetime | None = None, fresh: bool = False
-) -> str:
+) -> dict:
     """Load the latest feature values up to ``end`` into the online store.
 
     A fresh store (no view materialized yet, or ``fresh=True``) is backfilled, because
@@ -135,7 +136,8 @@ def materialize(
     Later runs are incremental from where the last one stopped.
 
     Returns:
-        "backfill" or "incremental", the mode that ran.
+        ``{"mode": "backfill" | "incremental", "seconds_by_view": {...}}`` (per view for a
+        backfill).
     """
     from shoprank.transform.dbt import require_complete_marts
 
@@ -145,10 +147,14 @@ def materialize(
     if not views:
         raise FeatureStoreConfigError("no feature views registered: run `shoprank features apply`")
     if not (fresh or all(not view.materialization_intervals for view in views)):
+        started = time.perf_counter()
         store.materialize_incremental(end_date=end)
-        return "incremental"
+        return {"mode": "incremental", "seconds": round(time.perf_counter() - started, 2)}
     begin = start or settings.splits.data_start - timedelta(days=30)
+    seconds: dict[str, float] = {}
     for view in sorted(views, key=lambda v: v.name):
         view_start = max(begin, end - view.ttl) if view.ttl else begin
+        started = time.perf_counter()
         store.materialize(start_date=view_start, end_date=end, feature_views=[view.name])
-    return "backfill"
+        seconds[view.name] = round(time.perf_counter() - started, 2)
+    return {"mode": "backfill", "seconds_by_view": seconds}
