@@ -1,0 +1,1 @@
+"""Candidate generators: popularity, session co-visitation, collaborative filtering, content."""

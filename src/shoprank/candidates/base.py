@@ -1,0 +1,79 @@
+"""The one interface every candidate generator implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import scipy.sparse as sp
+
+from shoprank.candidates.data import Catalog, InteractionLog, Queries
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Top-k items per query, best first: ids (n, k) with -1 padding, and their scores."""
+
+    items: np.ndarray
+    scores: np.ndarray
+
+
+class CandidateGenerator(ABC):
+    """Learns from a log up to ``as_of`` and scores every item for a batch of queries."""
+
+    name: str = "generator"
+
+    @abstractmethod
+    def fit(self, log: InteractionLog, catalog: Catalog, as_of: datetime) -> CandidateGenerator:
+        """Learn from ``log`` (events before ``as_of``)."""
+
+    @abstractmethod
+    def score(self, queries: Queries) -> np.ndarray:
+        """Scores (n_queries, n_items + 1), float32; -inf marks items it cannot propose."""
+
+    def recommend(
+        self,
+        queries: Queries,
+        k: int,
+        allowed: np.ndarray | None = None,
+        exclude: sp.csr_matrix | None = None,
+        batch_size: int = 512,
+    ) -> Candidates:
+        """Top-``k`` items per query.
+
+        Args:
+            queries: who and when.
+            k: list length.
+            allowed: boolean mask over item columns (e.g. launched and in stock).
+            exclude: (n_queries, n_items + 1) sparse matrix; non-zero entries are removed
+                (e.g. items already bought).
+            batch_size: queries scored at once (bounds memory: batch x catalog floats).
+        """
+        items, scores = [], []
+        for start in range(0, len(queries), batch_size):
+            rows = slice(start, start + batch_size)
+            block = self.score(queries.take(rows))
+            block[:, 0] = -np.inf
+            if allowed is not None:
+                block[:, ~allowed] = -np.inf
+            if exclude is not None:
+                sub = exclude[rows].tocoo()
+                block[sub.row, sub.col] = -np.inf
+            top_items, top_scores = top_k(block, k)
+            items.append(top_items)
+            scores.append(top_scores)
+        return Candidates(np.vstack(items), np.vstack(scores))
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of the k largest finite scores per row, best first (-1 padded)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    items = np.take_along_axis(part, order, axis=1)
+    values = np.take_along_axis(part_scores, order, axis=1)
+    items = np.where(np.isfinite(values), items, -1)
+    return items.astype(np.int64), values.astype(np.float32)

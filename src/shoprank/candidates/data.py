@@ -1,0 +1,136 @@
+"""What candidate generators learn from and answer: interaction logs, catalog, queries.
+
+Items are addressed by their integer product id, used directly as a column index into score
+arrays of width ``n_items + 1`` (column 0 unused), so every generator's scores line up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+EVENT_WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Products by id: category, brand, price, launch time, stock."""
+
+    frame: pd.DataFrame  # indexed by product_id
+
+    @property
+    def n_items(self) -> int:
+        """Largest product id (score arrays have n_items + 1 columns)."""
+        return int(self.frame.index.max())
+
+    def launched_mask(self, as_of: datetime) -> np.ndarray:
+        """Boolean array over item columns: launched at or before ``as_of``."""
+        mask = np.zeros(self.n_items + 1, dtype=bool)
+        launched = self.frame["launched_at"] <= pd.Timestamp(as_of).tz_localize(None)
+        mask[self.frame.index[launched.to_numpy()]] = True
+        return mask
+
+    def codes(self, column: str) -> np.ndarray:
+        """Integer codes of a categorical column over item columns (-1 for unknown ids)."""
+        codes = np.full(self.n_items + 1, -1, dtype=np.int64)
+        codes[self.frame.index] = pd.Categorical(self.frame[column]).codes
+        return codes
+
+
+@dataclass(frozen=True)
+class InteractionLog:
+    """Clean events in a time window, as parallel arrays."""
+
+    user_id: np.ndarray
+    item_id: np.ndarray
+    weight: np.ndarray
+    event_at: np.ndarray  # datetime64[us], naive UTC
+    session: np.ndarray  # int codes
+    event_type: np.ndarray  # str
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+    def user_item_matrix(self, n_users: int, n_items: int) -> sp.csr_matrix:
+        """Summed event weights, users x items (ids as indices)."""
+        return sp.csr_matrix(
+            (self.weight, (self.user_id, self.item_id)), shape=(n_users + 1, n_items + 1)
+        )
+
+
+@dataclass
+class Queries:
+    """Who to recommend for, and when: one row per query."""
+
+    user_id: np.ndarray
+    as_of: datetime
+    recent_items: np.ndarray  # (n, L) most recent first, -1 padded
+    segments: pd.DataFrame = field(default_factory=pd.DataFrame)  # region, age_band, device...
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+    def take(self, rows: np.ndarray | slice) -> Queries:
+        """A subset of the queries."""
+        segments = self.segments.iloc[rows] if len(self.segments) else self.segments
+        return Queries(self.user_id[rows], self.as_of, self.recent_items[rows], segments)
+
+
+def load_catalog(warehouse: Path) -> Catalog:
+    """The product catalog from the dbt warehouse (``int_products__priced``)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        frame = con.execute(
+            "select product_id, category_l1, category_l2, brand, price, price_rel_category,"
+            " in_stock, launched_at from int_products__priced order by product_id"
+        ).df()
+    return Catalog(frame.set_index("product_id"))
+
+
+def load_log(warehouse: Path, start: datetime, end: datetime) -> InteractionLog:
+    """Clean events with ``start <= event_at < end`` from ``fct_events``."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        frame = con.execute(
+            "select user_id, product_id, event_type, event_at, session_id from fct_events"
+            " where event_at >= $start and event_at < $end order by event_at",
+            {"start": _naive(start), "end": _naive(end)},
+        ).df()
+    return log_from_frame(frame)
+
+
+def log_from_frame(frame: pd.DataFrame) -> InteractionLog:
+    """An InteractionLog from columns user_id, product_id, event_type, event_at, session_id."""
+    return InteractionLog(
+        user_id=frame["user_id"].to_numpy(np.int64),
+        item_id=frame["product_id"].to_numpy(np.int64),
+        weight=frame["event_type"].map(EVENT_WEIGHTS).to_numpy(np.float32),
+        event_at=frame["event_at"].to_numpy("datetime64[us]"),
+        session=pd.factorize(frame["session_id"])[0].astype(np.int64),
+        event_type=frame["event_type"].to_numpy(),
+    )
+
+
+def recent_items(log: InteractionLog, user_ids: np.ndarray, length: int = 5) -> np.ndarray:
+    """Each user's last ``length`` distinct items in ``log`` (most recent first, -1 padded)."""
+    frame = pd.DataFrame({"user": log.user_id, "item": log.item_id, "t": log.event_at})
+    frame = frame.sort_values("t", ascending=False, kind="stable")
+    frame = frame.drop_duplicates(["user", "item"])
+    frame["rank"] = frame.groupby("user").cumcount()
+    frame = frame[frame["rank"] < length]
+    out = np.full((len(user_ids), length), -1, dtype=np.int64)
+    row_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
+    rows = row_of.reindex(frame["user"]).to_numpy()
+    keep = ~np.isnan(rows)
+    out[rows[keep].astype(np.int64), frame["rank"].to_numpy()[keep]] = frame["item"].to_numpy()[
+        keep
+    ]
+    return out
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=None) if moment.tzinfo else moment

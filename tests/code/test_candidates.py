@@ -1,0 +1,146 @@
+"""Candidate generators on hand-made logs: each proposes what its signal says it should."""
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from shoprank.candidates.als import ALS
+from shoprank.candidates.base import top_k
+from shoprank.candidates.covisitation import CoVisitation
+from shoprank.candidates.data import Catalog, Queries, log_from_frame, recent_items
+from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
+
+AS_OF = datetime(2025, 6, 1)
+N_ITEMS = 6
+
+
+def _catalog() -> Catalog:
+    frame = pd.DataFrame(
+        {
+            "product_id": np.arange(1, N_ITEMS + 1),
+            "category_l2": ["mugs", "mugs", "kites", "kites", "tents", "tents"],
+            "launched_at": pd.to_datetime(["2024-01-01"] * 5 + ["2025-07-01"]),
+        }
+    ).set_index("product_id")
+    return Catalog(frame)
+
+
+def _log(rows: list[tuple]) -> object:
+    frame = pd.DataFrame(
+        rows, columns=["user_id", "product_id", "event_type", "event_at", "session_id"]
+    )
+    frame["event_at"] = pd.to_datetime(frame["event_at"])
+    return log_from_frame(frame)
+
+
+def _queries(users, recent=None) -> Queries:
+    users = np.asarray(users)
+    recent = np.full((len(users), 5), -1) if recent is None else np.asarray(recent)
+    return Queries(users, AS_OF, recent)
+
+
+def test_top_k_orders_and_pads():
+    scores = np.array([[0.1, 0.9, -np.inf, 0.5], [-np.inf, -np.inf, -np.inf, 0.2]])
+    items, values = top_k(scores, 3)
+    assert items[0].tolist() == [1, 3, 0]
+    assert items[1].tolist() == [3, -1, -1]
+    assert values[0, 0] == np.float32(0.9)
+
+
+def test_popularity_and_trending_disagree_when_tastes_move():
+    rows = [(u, 1, "view", "2025-01-10", f"s{u}") for u in range(1, 8)]  # old hit
+    rows += [(u, 2, "view", "2025-05-30", f"t{u}") for u in range(1, 4)]  # new trend
+    log = _log(rows)
+    popular = Popularity().fit(log, _catalog(), AS_OF).recommend(_queries([1]), 2)
+    trending = Popularity(half_life_days=7).fit(log, _catalog(), AS_OF).recommend(_queries([1]), 2)
+    assert popular.items[0, 0] == 1
+    assert trending.items[0, 0] == 2
+
+
+def test_purchases_weigh_more_than_views():
+    log = _log(
+        [
+            (1, 3, "view", "2025-05-01", "a"),
+            (2, 3, "view", "2025-05-01", "b"),
+            (3, 4, "purchase", "2025-05-01", "c"),
+        ]
+    )
+    ranked = Popularity().fit(log, _catalog(), AS_OF).recommend(_queries([9]), 2)
+    assert ranked.items[0, 0] == 4
+
+
+def test_seasonal_lifts_a_category_that_is_booming_now():
+    rows = [(u, 1, "view", "2025-01-15", f"a{u}") for u in range(1, 10)]  # mugs, winter
+    rows += [(u, 3, "view", "2025-05-25", f"b{u}") for u in range(1, 4)]  # kites, now
+    ranked = SeasonalPopularity(recent_days=14).fit(_log(rows), _catalog(), AS_OF)
+    assert ranked.recommend(_queries([1]), 1).items[0, 0] == 3
+
+
+def test_segment_popularity_serves_the_segment_and_falls_back():
+    users = pd.DataFrame({"user_id": [1, 2, 3], "region": ["north", "north", "south"]})
+    users = users.set_index("user_id")
+    rows = [
+        (1, 1, "view", "2025-05-30", "a"),
+        (2, 1, "view", "2025-05-30", "b"),
+        (3, 2, "view", "2025-05-30", "c"),
+    ]
+    model = SegmentPopularity(users, columns=("region",), prior_events=0.1).fit(
+        _log(rows), _catalog(), AS_OF
+    )
+    segments = pd.DataFrame({"region": ["north", "south", "mars"]})
+    queries = Queries(np.array([7, 8, 9]), AS_OF, np.full((3, 5), -1), segments)
+    top = model.recommend(queries, 1).items[:, 0]
+    assert top.tolist() == [1, 2, 1]  # mars: no such segment -> global
+
+
+def test_covisitation_proposes_session_neighbours_not_the_item_itself():
+    rows = []
+    for s in range(5):
+        rows += [(s, 1, "view", "2025-05-01", f"s{s}"), (s, 3, "cart", "2025-05-01", f"s{s}")]
+    rows += [(9, 1, "view", "2025-05-02", "x"), (9, 5, "view", "2025-05-02", "x")]
+    model = CoVisitation().fit(_log(rows), _catalog(), AS_OF)
+    result = model.recommend(_queries([1], recent=[[1, -1, -1, -1, -1]]), 3)
+    assert result.items[0, 0] == 3
+    assert 1 not in result.items[0].tolist()
+    empty = model.recommend(_queries([2]), 3)
+    assert (empty.items == -1).all()  # no recent items: nothing to propose
+
+
+def test_als_recommends_within_taste_and_falls_back_for_strangers():
+    rows = []
+    for u in range(1, 21):  # two taste groups
+        items = (1, 2) if u <= 10 else (3, 4)
+        rows += [(u, i, "view", "2025-04-01", f"s{u}") for i in items]
+    rows += [(21, 1, "view", "2025-04-01", "s21")]
+    model = ALS(factors=4, iterations=10, alpha=20).fit(_log(rows), _catalog(), AS_OF)
+    ranked = model.recommend(
+        _queries([21]), 2, exclude=sp.csr_matrix(([1.0], ([0], [1])), shape=(1, N_ITEMS + 1))
+    )
+    assert ranked.items[0, 0] == 2
+    stranger = model.recommend(_queries([999]), 1)
+    popular = Popularity().fit(_log(rows), _catalog(), AS_OF).recommend(_queries([999]), 1)
+    assert stranger.items.tolist() == popular.items.tolist()
+
+
+def test_allowed_mask_hides_unlaunched_products():
+    rows = [(u, 6, "view", "2025-05-30", f"s{u}") for u in range(1, 5)]
+    rows += [(1, 2, "view", "2025-05-30", "z")]
+    catalog = _catalog()
+    model = Popularity().fit(_log(rows), catalog, AS_OF)
+    result = model.recommend(_queries([1]), 2, allowed=catalog.launched_mask(AS_OF))
+    assert 6 not in result.items[0].tolist()
+
+
+def test_recent_items_are_distinct_and_most_recent_first():
+    log = _log(
+        [
+            (1, 1, "view", "2025-05-01", "a"),
+            (1, 2, "view", "2025-05-02", "a"),
+            (1, 1, "view", "2025-05-03", "b"),
+            (2, 3, "view", "2025-05-01", "c"),
+        ]
+    )
+    recent = recent_items(log, np.array([1, 2, 3]), length=3)
+    assert recent.tolist() == [[1, 2, -1], [3, -1, -1], [-1, -1, -1]]
