@@ -106,3 +106,21 @@ def test_training_set_has_the_feature_service_columns(training):
     ):
         assert any(c.startswith(f"{view}__") for c in training.columns), view
     assert training["calendar_features__month"].notna().all()
+
+
+def test_joining_per_entity_equals_joining_per_row(tiny_platform, tiny_settings, training):
+    from shoprank.features.training_set import join_features_by_entity
+
+    rows = training[
+        ["user_id", "product_id", "category_l1", "calendar_date", "event_timestamp", "label"]
+    ].head(500)
+    grouped = join_features_by_entity(tiny_settings, rows)
+    expected = training.head(500)
+    assert list(grouped["label"]) == list(expected["label"])
+    for column in expected.columns:
+        pd.testing.assert_series_equal(
+            grouped[column].reset_index(drop=True),
+            expected[column].reset_index(drop=True),
+            check_dtype=False,
+            obj=column,
+        )

@@ -161,3 +161,38 @@ def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_parquet(tmp, index=False)
     tmp.replace(path)
     return path
+
+
+def service_views(settings: Settings) -> dict[tuple[str, ...], list[str]]:
+    """The feature service's feature references, grouped by the join keys of their view."""
+    from shoprank.features.store import open_store
+
+    store = open_store(settings)
+    service = store.get_feature_service(settings.feature_service)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for projection in service.feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        keys = tuple(view.join_keys)
+        groups.setdefault(keys, []).extend(f"{view.name}:{f.name}" for f in projection.features)
+    return groups
+
+
+def join_features_by_entity(settings: Settings, rows: pd.DataFrame) -> pd.DataFrame:
+    """Point-in-time join of the feature service onto ``rows``, one Feast query per entity key.
+
+    Same result as :func:`join_features`, but each view group is joined on the distinct
+    (join keys, event_timestamp) pairs only: ranking many candidates per user at a few cutoffs
+    repeats the same user and product lookups thousands of times, which this avoids.
+    """
+    from shoprank.features.store import open_store
+
+    store = open_store(settings)
+    out = rows.copy()
+    for keys, refs in service_views(settings).items():
+        entity = rows[[*keys, "event_timestamp"]].drop_duplicates().reset_index(drop=True)
+        joined = store.get_historical_features(
+            entity_df=entity, features=refs, full_feature_names=True
+        ).to_df()
+        joined["event_timestamp"] = pd.to_datetime(joined["event_timestamp"], utc=True)
+        out = out.merge(joined, on=[*keys, "event_timestamp"], how="left")
+    return out
