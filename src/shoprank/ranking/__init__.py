@@ -1,0 +1,1 @@
+"""The second stage: an XGBoost learning-to-rank model over the union of candidates."""

@@ -1,0 +1,103 @@
+"""Train and apply the XGBoost learning-to-rank model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from shoprank.ranking.features import LABEL, feature_columns, to_matrix
+
+QUERY = "query_id"
+
+
+@dataclass(frozen=True)
+class RankerParams:
+    """XGBoost settings (defaults tuned on the validation month; see models/ranker_v1.yaml)."""
+
+    objective: str = "rank:ndcg"
+    n_estimators: int = 600
+    learning_rate: float = 0.05
+    max_depth: int = 7
+    min_child_weight: float = 5.0
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    early_stopping_rounds: int = 40
+    eval_metric: str = "ndcg@10"
+    seed: int = 0
+
+
+@dataclass
+class RankerModel:
+    """A fitted ranker with the exact columns and category vocabularies it was trained on."""
+
+    booster: xgb.XGBRanker
+    columns: list[str]
+    categories: dict[str, list] = field(default_factory=dict)
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The feature matrix, categoricals re-coded to the training vocabularies."""
+        matrix = to_matrix(frame, self.columns)
+        for column, vocabulary in self.categories.items():
+            matrix[column] = pd.Categorical(frame[column].astype(object), categories=vocabulary)
+        return matrix
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Relevance scores for rows of ``frame`` (higher is better)."""
+        return self.booster.predict(self.matrix(frame))
+
+    def importance(self, kind: str = "total_gain") -> pd.Series:
+        """Feature importances, largest first."""
+        scores = self.booster.get_booster().get_score(importance_type=kind)
+        return pd.Series(scores, dtype=float).sort_values(ascending=False)
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by query, as XGBoost requires."""
+    return frame.sort_values(QUERY, kind="stable").reset_index(drop=True)
+
+
+def train_ranker(
+    train: pd.DataFrame,
+    valid: pd.DataFrame,
+    params: RankerParams | None = None,
+    drop_groups: tuple[str, ...] = (),
+) -> RankerModel:
+    """Fit on ``train`` with early stopping on ``valid`` (both need query_id and label)."""
+    params = params or RankerParams()
+    train, valid = _sorted(train), _sorted(valid)
+    columns = feature_columns(train, drop_groups)
+    base = to_matrix(train, columns)
+    categories = {
+        c: list(base[c].cat.categories)
+        for c in columns
+        if isinstance(base[c].dtype, pd.CategoricalDtype)
+    }
+    model = RankerModel(booster=None, columns=columns, categories=categories)  # type: ignore[arg-type]
+    ranker = xgb.XGBRanker(
+        objective=params.objective,
+        n_estimators=params.n_estimators,
+        learning_rate=params.learning_rate,
+        max_depth=params.max_depth,
+        min_child_weight=params.min_child_weight,
+        subsample=params.subsample,
+        colsample_bytree=params.colsample_bytree,
+        early_stopping_rounds=params.early_stopping_rounds,
+        eval_metric=params.eval_metric,
+        tree_method="hist",
+        enable_categorical=True,
+        random_state=params.seed,
+        n_jobs=2,
+    )
+    ranker.fit(
+        model.matrix(train),
+        train[LABEL],
+        qid=train[QUERY],
+        eval_set=[(model.matrix(valid), valid[LABEL])],
+        eval_qid=[valid[QUERY]],
+        verbose=False,
+    )
+    model.booster = ranker
+    return model

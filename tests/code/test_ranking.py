@@ -1,0 +1,134 @@
+"""Ranking examples and the XGBoost ranker on hand-made frames."""
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from shoprank.candidates.data import Queries, log_from_frame
+from shoprank.candidates.popularity import Popularity
+from shoprank.ranking.dataset import Cutoff, attach_labels, candidate_frame, label_frame
+from shoprank.ranking.features import add_crosses, feature_columns
+from shoprank.ranking.model import RankerParams, train_ranker
+
+CUTOFF = Cutoff(datetime(2025, 6, 1, tzinfo=UTC), horizon_days=7)
+
+
+def _log(rows):
+    frame = pd.DataFrame(
+        rows, columns=["user_id", "product_id", "event_type", "event_at", "session_id"]
+    )
+    frame["event_at"] = pd.to_datetime(frame["event_at"])
+    return log_from_frame(frame)
+
+
+def test_labels_grade_the_best_event_inside_the_window_only():
+    log = _log(
+        [
+            (1, 10, "view", "2025-06-02", "a"),
+            (1, 10, "purchase", "2025-06-03", "a"),
+            (1, 11, "cart", "2025-06-05", "b"),
+            (1, 12, "purchase", "2025-06-09", "c"),
+            (2, 10, "view", "2025-05-31", "d"),
+        ]
+    )
+    labels = label_frame(log, CUTOFF).set_index(["user_id", "product_id"])["label"]
+    assert labels.to_dict() == {(1, 10): 3, (1, 11): 2}
+
+
+class _Fixed(Popularity):
+    def __init__(self, scores, name):
+        super().__init__(name=name)
+        self.item_scores = np.asarray(scores, dtype=np.float32)
+
+    def fit(self, log, catalog, as_of):
+        return self
+
+
+def test_candidate_union_keeps_each_generator_score_and_rank():
+    queries = Queries(np.array([7]), CUTOFF.at, np.full((1, 5), -1))
+    generators = {"a": _Fixed([0, 3, 2, 1, 0], "a"), "b": _Fixed([0, 0, 2, 1, 5], "b")}
+    allowed = np.ones(5, dtype=bool)
+    union = candidate_frame(generators, queries, k=2, allowed=allowed).set_index("product_id")
+    assert sorted(union.index) == [1, 2, 4]
+    assert union.loc[1, "a_rank"] == 1 and np.isnan(union.loc[1, "b_rank"])
+    assert union.loc[2, "n_sources"] == 2 and union.loc[4, "n_sources"] == 1
+    labelled = attach_labels(
+        union.reset_index(), pd.DataFrame({"user_id": [7], "product_id": [4], "label": [3]})
+    )
+    assert labelled.set_index("product_id")["label"].to_dict() == {1: 0, 2: 0, 4: 3}
+
+
+def test_crosses_are_missing_rather_than_false_without_history():
+    frame = pd.DataFrame(
+        {
+            "product_features__price_rel_category": [1.2, 1.0],
+            "user_features__avg_price_rel_category_90d": [1.0, np.nan],
+            "product_features__category_l1": ["Toys", "Toys"],
+            "user_features__top_category_l1_90d": ["Toys", None],
+            "product_features__brand": ["a", "b"],
+            "user_features__top_brand_90d": ["b", None],
+            "product_features__category_l2": ["kites", "kites"],
+            "session_features__last_category_l2": [None, "kites"],
+        }
+    )
+    out = add_crosses(frame)
+    assert out["price_vs_usual"].round(6).tolist()[0] == 0.2 and np.isnan(out["price_vs_usual"][1])
+    assert out["in_top_category"].tolist()[0] == 1.0 and np.isnan(out["in_top_category"][1])
+    assert out["in_top_brand"].tolist()[0] == 0.0
+    assert np.isnan(out["same_leaf_as_last"][0]) and out["same_leaf_as_last"][1] == 1.0
+
+
+def test_ids_never_become_features_and_ablations_drop_their_groups():
+    frame = pd.DataFrame(
+        columns=[
+            "user_id",
+            "product_id",
+            "label",
+            "query_id",
+            "event_timestamp",
+            "calendar_date",
+            "category_l1",
+            "session_features__last_product_id",
+            "session_features__session_minutes",
+            "calendar_features__month",
+            "covisitation_score",
+            "user_features__views_7d",
+        ]
+    )
+    assert feature_columns(frame) == [
+        "session_features__session_minutes",
+        "calendar_features__month",
+        "covisitation_score",
+        "user_features__views_7d",
+    ]
+    assert feature_columns(frame, ("context", "sequence")) == ["user_features__views_7d"]
+
+
+def _synthetic(n_queries: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = n_queries * 20
+    signal = rng.normal(size=rows)
+    label = (signal + rng.normal(scale=0.5, size=rows) > 1.2).astype(int) * 2
+    return pd.DataFrame(
+        {
+            "query_id": np.repeat(np.arange(n_queries), 20),
+            "user_id": np.repeat(np.arange(n_queries), 20),
+            "product_id": rng.integers(1, 1000, rows),
+            "signal": signal,
+            "noise": rng.normal(size=rows),
+            "colour": rng.choice(["red", "blue"], rows),
+            "label": label,
+        }
+    )
+
+
+def test_ranker_learns_a_real_signal_and_recodes_categories():
+    params = RankerParams(n_estimators=60, early_stopping_rounds=10)
+    model = train_ranker(_synthetic(200, 0), _synthetic(50, 1), params)
+    test = _synthetic(50, 2)
+    test["colour"] = np.where(test["colour"] == "red", "blue", "green")  # unseen category
+    scores = model.predict(test)
+    assert np.corrcoef(scores, test["signal"])[0, 1] > 0.8
+    assert model.importance().index[0] == "signal"
+    assert "product_id" not in model.columns
