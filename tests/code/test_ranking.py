@@ -112,7 +112,7 @@ def _synthetic(n_queries: int, seed: int) -> pd.DataFrame:
     label = (signal + rng.normal(scale=0.5, size=rows) > 1.2).astype(int) * 2
     return pd.DataFrame(
         {
-            "query_id": np.repeat(np.arange(n_queries), 20),
+            "query_id": np.repeat(np.arange(n_queries), 20) + 17_640_000_000 * 10**7,
             "user_id": np.repeat(np.arange(n_queries), 20),
             "product_id": rng.integers(1, 1000, rows),
             "signal": signal,

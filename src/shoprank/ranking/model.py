@@ -59,6 +59,11 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values(QUERY, kind="stable").reset_index(drop=True)
 
 
+def _group_ids(frame: pd.DataFrame) -> np.ndarray:
+    """Dense 0..n query numbers in row order (XGBoost stores qid as uint32)."""
+    return pd.factorize(frame[QUERY])[0].astype(np.uint32)
+
+
 def train_ranker(
     train: pd.DataFrame,
     valid: pd.DataFrame,
