@@ -99,9 +99,9 @@ def train_ranker(
     ranker.fit(
         model.matrix(train),
         train[LABEL],
-        qid=train[QUERY],
+        qid=_group_ids(train),
         eval_set=[(model.matrix(valid), valid[LABEL])],
-        eval_qid=[valid[QUERY]],
+        eval_qid=[_group_ids(valid)],
         verbose=False,
     )
     model.booster = ranker
