@@ -177,6 +177,34 @@ def features_check(ctx: typer.Context) -> None:
 
 
 @app.command()
+def evaluate(
+    ctx: typer.Context,
+    config: Annotated[
+        Path, typer.Option(help="Ranker config (candidates, cutoffs, XGBoost).")
+    ] = Path("models/ranker_v1.yaml"),
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")] = 1000,
+) -> None:
+    """Train the ranker and compare every approach on the test month (reports/evaluation.*)."""
+    from shoprank.evaluation.offline import run_evaluation
+    from shoprank.evaluation.report import plot_metric, write_markdown
+    from shoprank.ranking.config import load_ranker_config
+    from shoprank.transform.dbt import require_complete_marts
+
+    settings = _settings(ctx)
+    require_complete_marts(settings)
+    ranker_config = load_ranker_config(config, settings.splits)
+    results, _ = run_evaluation(settings, ranker_config, n_boot=n_boot)
+    out = settings.reports_dir
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_json(out / "evaluation.json")
+    table = write_markdown(results, out / "evaluation.md", segment=None)
+    for metric in ("ndcg@10", "recall@50"):
+        plot_metric(results, metric, out / f"evaluation_{metric.replace('@', '')}.png")
+    console.print(table)
+    console.print(f"reports written to {out}/evaluation.{{json,md}} and PNG plots")
+
+
+@app.command()
 def pipeline(
     ctx: typer.Context,
     scale: Annotated[str, typer.Option(help="tiny, small or seed.")] = "seed",

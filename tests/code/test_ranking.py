@@ -132,3 +132,19 @@ def test_ranker_learns_a_real_signal_and_recodes_categories():
     assert np.corrcoef(scores, test["signal"])[0, 1] > 0.8
     assert model.importance().index[0] == "signal"
     assert "product_id" not in model.columns
+
+
+def test_negative_sampling_keeps_positives_and_caps_negatives():
+    from shoprank.ranking.dataset import sample_negatives
+
+    frame = pd.DataFrame(
+        {
+            "query_id": [1] * 6 + [2] * 3,
+            "product_id": range(9),
+            "label": [3, 0, 0, 0, 1, 0, 0, 0, 0],
+        }
+    )
+    sampled = sample_negatives(frame, per_query=2, seed=0)
+    assert set(sampled["query_id"]) == {1}  # query 2 has no positive: dropped
+    assert sorted(sampled.loc[sampled["label"] > 0, "product_id"]) == [0, 4]
+    assert (sampled["label"] == 0).sum() == 2

@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from shoprank.candidates.base import CandidateGenerator
+from shoprank.candidates.base import CandidateGenerator, top_k
 from shoprank.candidates.data import Catalog, InteractionLog, Queries, recent_items
 from shoprank.features.training_set import calendar_key
 
@@ -63,29 +63,60 @@ def candidate_frame(
     queries: Queries,
     k: int,
     allowed: np.ndarray,
+    batch_size: int = 512,
 ) -> pd.DataFrame:
-    """The union of every generator's top-``k``: one row per (user_id, product_id).
+    """The union of every generator's top-``k``, scored by every generator.
 
-    Columns ``<generator>_score`` and ``<generator>_rank`` (1 = best) are NaN where that
-    generator did not propose the product; ``n_sources`` counts the generators that did.
+    One row per (user_id, product_id). ``<generator>_score`` is that generator's score for
+    the candidate even when another generator proposed it (NaN where it has no signal, e.g.
+    co-visitation without a neighbour); ``<generator>_rank`` (1 = best) is NaN where the
+    generator did not propose it; ``n_sources`` counts the generators that did.
     """
-    frames = []
-    for name, generator in generators.items():
-        found = generator.recommend(queries, k, allowed=allowed)
-        rows, ranks = np.nonzero(found.items >= 0)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "user_id": queries.user_id[rows],
-                    "product_id": found.items[rows, ranks],
-                    f"{name}_score": found.scores[rows, ranks],
-                    f"{name}_rank": (ranks + 1).astype(np.float32),
-                }
-            ).set_index(["user_id", "product_id"])
-        )
-    union = pd.concat(frames, axis=1, join="outer").reset_index()
+    parts = [
+        _candidate_block(generators, queries.take(slice(start, start + batch_size)), k, allowed)
+        for start in range(0, len(queries), batch_size)
+    ]
+    union = pd.concat(parts, ignore_index=True)
     union["n_sources"] = union[[f"{n}_rank" for n in generators]].notna().sum(axis=1)
     return union
+
+
+def _candidate_block(
+    generators: dict[str, CandidateGenerator], batch: Queries, k: int, allowed: np.ndarray
+) -> pd.DataFrame:
+    """Candidates of one batch of queries (see :func:`candidate_frame`)."""
+    blocks = {}
+    ranks = []
+    for name, generator in generators.items():
+        block = generator.score(batch)
+        block[:, 0] = -np.inf
+        block[:, ~allowed] = -np.inf
+        blocks[name] = block
+        items, _ = top_k(block, k)
+        rows, positions = np.nonzero(items >= 0)
+        ranks.append(
+            pd.DataFrame(
+                {
+                    "row": rows,
+                    "product_id": items[rows, positions],
+                    "rank": positions + 1,
+                    "generator": name,
+                }
+            )
+        )
+    ranked = pd.concat(ranks, ignore_index=True)
+    wide = ranked.pivot_table(index=["row", "product_id"], columns="generator", values="rank")
+    wide.columns = [f"{c}_rank" for c in wide.columns]
+    wide = wide.reset_index()
+    rows, items = wide["row"].to_numpy(), wide["product_id"].to_numpy()
+    for name, block in blocks.items():
+        values = block[rows, items]
+        wide[f"{name}_score"] = np.where(np.isfinite(values), values, np.nan).astype(np.float32)
+    for name in generators:
+        if f"{name}_rank" not in wide:
+            wide[f"{name}_rank"] = np.nan
+    wide.insert(0, "user_id", batch.user_id[rows])
+    return wide.drop(columns="row")
 
 
 def attach_labels(candidates: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
@@ -103,3 +134,17 @@ def entity_columns(candidates: pd.DataFrame, catalog: Catalog, cutoff: Cutoff) -
     out["event_timestamp"] = stamp if stamp.tzinfo else stamp.tz_localize("UTC")
     out["calendar_date"] = calendar_key(out["event_timestamp"])
     return out
+
+
+def sample_negatives(frame: pd.DataFrame, per_query: int, seed: int = 0) -> pd.DataFrame:
+    """Keep every labelled row and at most ``per_query`` random unlabelled ones per query.
+
+    Training only: queries without any labelled candidate teach nothing and are dropped.
+    """
+    rng = np.random.default_rng(seed)
+    order = frame.assign(_r=rng.random(len(frame)))
+    positive = order["label"] > 0
+    useful = order.groupby("query_id")["label"].transform("max") > 0
+    negative_rank = order[~positive].groupby("query_id")["_r"].rank(method="first")
+    keep = positive | (negative_rank.reindex(order.index) <= per_query)
+    return order[keep & useful].drop(columns="_r").reset_index(drop=True)

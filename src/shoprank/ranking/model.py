@@ -15,7 +15,7 @@ QUERY = "query_id"
 
 @dataclass(frozen=True)
 class RankerParams:
-    """XGBoost settings (defaults tuned on the validation month; see models/ranker_v1.yaml)."""
+    """XGBoost settings; models/ranker_v1.yaml sets them for ranker v1."""
 
     objective: str = "rank:ndcg"
     n_estimators: int = 600

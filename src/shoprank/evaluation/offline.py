@@ -1,0 +1,228 @@
+"""``shoprank evaluate``: every approach, side by side, on the test month.
+
+Generators and the ranker recommend at the test cutoff (the start of the test split) from
+what was known then; relevance is what each user did in the test month (graded). Lists are
+ranked over the full catalog (generators) or over the union of candidates (the ranker); no
+sampled negatives. Segments: all users, warm users (with history before the cutoff),
+cold-start users (none), and cold-start products (relevance restricted to products
+launched in the test month).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from shoprank.candidates.als import ALS
+from shoprank.candidates.base import CandidateGenerator
+from shoprank.candidates.covisitation import CoVisitation
+from shoprank.candidates.data import Catalog
+from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
+from shoprank.evaluation.metrics import Relevance, evaluate
+from shoprank.evaluation.report import EvaluationResults
+from shoprank.ranking.config import RankerConfig
+from shoprank.ranking.dataset import Cutoff, sample_negatives
+from shoprank.ranking.examples import CutoffData, examples_at
+from shoprank.ranking.model import RankerModel, train_ranker
+from shoprank.settings import Settings
+
+LIST_LENGTH = 50
+ABLATIONS = {"ranker_no_context": ("context",), "ranker_no_sequence": ("sequence",)}
+
+
+def default_generators(users: pd.DataFrame) -> dict[str, CandidateGenerator]:
+    """The candidate generators of ranker v1, by name."""
+    return {
+        "popularity": Popularity(),
+        "trending": Popularity(half_life_days=7.0, name="trending"),
+        "seasonal": SeasonalPopularity(),
+        "segment": SegmentPopularity(users),
+        "covisitation": CoVisitation(),
+        "als": ALS(),
+    }
+
+
+@dataclass
+class TrainedRankers:
+    """The ranker and its ablations, with training timings."""
+
+    models: dict[str, RankerModel] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _training_examples(
+    settings: Settings, config: RankerConfig, at, seed: int, catalog: Catalog
+) -> pd.DataFrame:
+    """Examples at one training cutoff, negatives subsampled."""
+    data = examples_at(
+        settings,
+        Cutoff(at, config.horizon_days),
+        default_generators,
+        config.candidates_per_generator,
+        config.users_per_cutoff,
+        seed=seed,
+        catalog=catalog,
+    )
+    return sample_negatives(data.examples, config.negatives_per_query, seed=seed)
+
+
+def train_rankers(settings: Settings, config: RankerConfig, catalog: Catalog) -> TrainedRankers:
+    """Build training and validation examples, then fit the ranker and its ablations."""
+    out = TrainedRankers()
+    started = time.perf_counter()
+    k = config.candidates_per_generator
+    train = pd.concat(
+        [
+            _training_examples(settings, config, c, i, catalog)
+            for i, c in enumerate(config.training_cutoffs)
+        ],
+        ignore_index=True,
+    )
+    splits = settings.splits
+    valid_cutoff = Cutoff(
+        splits.validation_start, (splits.test_start - splits.validation_start).days
+    )
+    valid = examples_at(
+        settings,
+        valid_cutoff,
+        default_generators,
+        k,
+        config.validation_users,
+        seed=99,
+        catalog=catalog,
+    ).examples
+    out.seconds["examples"] = round(time.perf_counter() - started, 1)
+    for name, dropped in {"ranker": (), **ABLATIONS}.items():
+        started = time.perf_counter()
+        out.models[name] = train_ranker(train, valid, config.params, drop_groups=dropped)
+        out.seconds[f"train_{name}"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def lists_from_column(
+    examples: pd.DataFrame, users: np.ndarray, column: str, ascending: bool
+) -> np.ndarray:
+    """Top-``LIST_LENGTH`` product ids per user, ordered by ``column`` (-1 padded)."""
+    frame = examples.dropna(subset=[column]).sort_values(
+        ["user_id", column], ascending=[True, ascending], kind="stable"
+    )
+    frame = frame.assign(position=frame.groupby("user_id").cumcount())
+    frame = frame[frame["position"] < LIST_LENGTH]
+    out = np.full((len(users), LIST_LENGTH), -1, dtype=np.int64)
+    rows = pd.Series(np.arange(len(users)), index=users).reindex(frame["user_id"]).to_numpy()
+    out[rows, frame["position"].to_numpy()] = frame["product_id"].to_numpy()
+    return out
+
+
+def oracle_lists(
+    settings: Settings, users: np.ndarray, test: CutoffData, allowed: np.ndarray
+) -> np.ndarray:
+    """The ceiling: each user's products ranked by the generator's true purchase propensity."""
+    from shoprank.data.oracle import Oracle
+
+    oracle = Oracle.load(settings.truth_dir)
+    candidates = np.flatnonzero(allowed)
+    when = np.datetime64(test.cutoff.at.replace(tzinfo=None), "us")
+    out = np.full((len(users), LIST_LENGTH), -1, dtype=np.int64)
+    for row, user in enumerate(users):
+        top = oracle.top_k(int(user), when, LIST_LENGTH, product_ids=candidates)
+        out[row, : len(top)] = top
+    return out
+
+
+def segments(
+    users: np.ndarray,
+    history_users: np.ndarray,
+    labels: pd.DataFrame,
+    catalog: Catalog,
+    cutoff: Cutoff,
+) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
+    """Evaluation segments: row indices into ``users`` and the relevance rows that count."""
+    warm = np.isin(users, history_users)
+    launched = catalog.frame["launched_at"].reindex(labels["product_id"]).to_numpy()
+    new_product = launched >= np.datetime64(cutoff.at.replace(tzinfo=None), "us")
+    cold_labels = labels[new_product]
+    cold_product_rows = np.flatnonzero(np.isin(users, cold_labels["user_id"].unique()))
+    return {
+        "all": (np.arange(len(users)), labels),
+        "warm_users": (np.flatnonzero(warm), labels),
+        "cold_users": (np.flatnonzero(~warm), labels),
+        "cold_products": (cold_product_rows, cold_labels),
+    }
+
+
+def score_lists(
+    lists: dict[str, np.ndarray],
+    users: np.ndarray,
+    segment_rows: dict[str, tuple[np.ndarray, pd.DataFrame]],
+    catalog: Catalog,
+    item_popularity: np.ndarray,
+    n_boot: int,
+) -> EvaluationResults:
+    """Every metric with its bootstrap CI, per approach and segment."""
+    results = EvaluationResults()
+    categories = catalog.codes("category_l2")
+    for segment, (rows, labels) in segment_rows.items():
+        if len(rows) == 0:
+            continue
+        relevance = Relevance.from_frame(
+            labels.rename(columns={"product_id": "item_id", "label": "grade"}), users[rows]
+        )
+        results.n_users[segment] = len(rows)
+        for approach, recs in lists.items():
+            results.add(
+                approach,
+                segment,
+                evaluate(
+                    recs[rows],
+                    relevance,
+                    n_items=catalog.n_items,
+                    item_popularity=item_popularity,
+                    item_categories=categories,
+                    n_boot=n_boot,
+                ),
+            )
+    return results
+
+
+def run_evaluation(
+    settings: Settings, config: RankerConfig, n_boot: int = 1000
+) -> tuple[EvaluationResults, TrainedRankers]:
+    """Train the ranker, recommend at the test cutoff with every approach, score them all."""
+    from shoprank.candidates.data import load_catalog, load_log
+    from shoprank.ranking.examples import in_stock_mask
+
+    catalog = load_catalog(settings.warehouse_path)
+    rankers = train_rankers(settings, config, catalog)
+    splits = settings.splits
+    cutoff = Cutoff(splits.test_start, (splits.data_end - splits.test_start).days)
+    started = time.perf_counter()
+    test = examples_at(
+        settings,
+        cutoff,
+        default_generators,
+        config.candidates_per_generator,
+        config.evaluation_users,
+        seed=7,
+        catalog=catalog,
+    )
+    users = np.sort(test.labels["user_id"].unique())
+    lists = {
+        name: lists_from_column(test.examples, users, f"{name}_rank", True)
+        for name in test.generators
+    }
+    for name, model in rankers.models.items():
+        scored = test.examples.assign(**{f"{name}_score_": model.predict(test.examples)})
+        lists[name] = lists_from_column(scored, users, f"{name}_score_", False)
+    allowed = catalog.launched_mask(splits.data_end) & in_stock_mask(catalog)
+    lists["oracle"] = oracle_lists(settings, users, test, allowed)
+    history = load_log(settings.warehouse_path, splits.data_start, splits.test_start)
+    popularity = np.bincount(history.item_id, minlength=catalog.n_items + 1).astype(float)
+    rows = segments(users, np.unique(history.user_id), test.labels, catalog, cutoff)
+    results = score_lists(lists, users, rows, catalog, popularity, n_boot)
+    results.timings.update(rankers.seconds)
+    results.timings["test_examples_and_scoring"] = round(time.perf_counter() - started, 1)
+    return results, rankers

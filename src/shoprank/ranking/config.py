@@ -1,0 +1,92 @@
+"""The ranker's configuration file (``models/<version>.yaml``), loaded and validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from shoprank.ranking.model import RankerParams
+from shoprank.settings import Splits
+
+
+class RankerConfigError(ValueError):
+    """The ranker config file is missing, malformed or inconsistent with the split."""
+
+
+@dataclass(frozen=True)
+class RankerConfig:
+    """How ranker examples are drawn and how XGBoost is set.
+
+    Attributes:
+        feature_service: Feast feature service the model trains and serves on.
+        candidates_per_generator: top-k each generator proposes per query.
+        training_cutoffs: cutoffs in the training window.
+        horizon_days: label window after each training cutoff.
+        users_per_cutoff: users sampled per training cutoff (None = all who show up).
+        negatives_per_query: unlabelled candidates kept per training query (all labelled ones
+            are kept).
+        validation_users: users sampled at the validation cutoff (early stopping).
+        evaluation_users: users sampled at the test cutoff (None = all).
+        params: XGBoost settings.
+    """
+
+    feature_service: str
+    candidates_per_generator: int
+    training_cutoffs: tuple[datetime, ...]
+    horizon_days: int
+    users_per_cutoff: int | None
+    negatives_per_query: int
+    validation_users: int | None
+    evaluation_users: int | None
+    params: RankerParams
+
+
+def _get(doc: dict, path: str, source: Path):
+    node = doc
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise RankerConfigError(f"{source}: {path} is missing")
+        node = node[part]
+    return node
+
+
+def _day(value: object, path: str, source: Path) -> datetime:
+    try:
+        return datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise RankerConfigError(f"{source}: {path} has a bad date {value!r}") from exc
+
+
+def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
+    """Read and check a ranker config; errors name the file and the key."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RankerConfigError(f"{path}: cannot read: {exc}") from exc
+    horizon = int(_get(doc, "training.horizon_days", path))
+    cutoffs = tuple(_day(v, "training.cutoffs", path) for v in _get(doc, "training.cutoffs", path))
+    for cutoff in cutoffs:
+        if cutoff + timedelta(days=horizon) > splits.validation_start:
+            raise RankerConfigError(
+                f"{path}: training.cutoffs: {cutoff:%Y-%m-%d} + {horizon} days runs into "
+                f"validation ({splits.validation_start:%Y-%m-%d})"
+            )
+    xgb = _get(doc, "xgboost", path)
+    known = {f.name for f in fields(RankerParams)}
+    unknown = sorted(set(xgb) - known)
+    if unknown:
+        raise RankerConfigError(f"{path}: xgboost.{unknown[0]} is not a known setting")
+    return RankerConfig(
+        feature_service=str(_get(doc, "feature_service", path)),
+        candidates_per_generator=int(_get(doc, "candidates_per_generator", path)),
+        training_cutoffs=cutoffs,
+        horizon_days=horizon,
+        users_per_cutoff=_get(doc, "training.users_per_cutoff", path),
+        negatives_per_query=int(_get(doc, "training.negatives_per_query", path)),
+        validation_users=_get(doc, "validation.users", path),
+        evaluation_users=_get(doc, "evaluation.users", path),
+        params=RankerParams(**xgb),
+    )

@@ -1,0 +1,40 @@
+"""The ranker config file: loaded with clear errors naming the key."""
+
+from pathlib import Path
+
+import pytest
+
+from shoprank.ranking.config import RankerConfigError, load_ranker_config
+from shoprank.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_config_loads():
+    config = load_ranker_config(ROOT / "models/ranker_v1.yaml", load_settings().splits)
+    assert config.feature_service == "ranker_v1"
+    assert config.params.objective == "rank:ndcg"
+    assert len(config.training_cutoffs) >= 1
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "ranker.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_cutoff_running_into_validation_is_rejected(tmp_path):
+    text = (ROOT / "models/ranker_v1.yaml").read_text().replace('"2025-10-03"', '"2025-10-20"')
+    with pytest.raises(RankerConfigError, match="training.cutoffs: 2025-10-20"):
+        load_ranker_config(_write(tmp_path, text), load_settings().splits)
+
+
+def test_unknown_xgboost_key_and_missing_key_are_named(tmp_path):
+    text = (ROOT / "models/ranker_v1.yaml").read_text()
+    with pytest.raises(RankerConfigError, match="xgboost.depth is not a known setting"):
+        load_ranker_config(_write(tmp_path, text + "  depth: 3\n"), load_settings().splits)
+    with pytest.raises(RankerConfigError, match="feature_service is missing"):
+        load_ranker_config(
+            _write(tmp_path, text.replace("feature_service: ranker_v1\n", "")),
+            load_settings().splits,
+        )
