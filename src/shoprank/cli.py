@@ -193,7 +193,7 @@ def evaluate(
     settings = _settings(ctx)
     require_complete_marts(settings)
     ranker_config = load_ranker_config(config, settings.splits)
-    results, _ = run_evaluation(settings, ranker_config, n_boot=n_boot)
+    results = run_evaluation(settings, ranker_config, n_boot=n_boot).results
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     results.to_json(out / "evaluation.json")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Scale = Literal["tiny", "small", "seed"]
@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     )
     redis_url: str = Field(
         default="127.0.0.1:6379", description="Redis connection string when online_store=redis."
+    )
+    qdrant_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("qdrant_url", "SHOPRANK_QDRANT_URL", "QDRANT_URL"),
+        description="Qdrant server URL (env QDRANT_URL); unset = the in-process qdrant-edge index.",
     )
     feature_service: str = Field(
         default="ranker_v1", description="Feast feature service used for training and serving."

@@ -60,3 +60,9 @@ def test_malformed_and_unordered_split_vars_are_rejected(tmp_path):
     )
     with pytest.raises(ValueError, match="data_start < validation_start"):
         read_splits(unordered)
+
+
+def test_qdrant_url_comes_from_the_standard_variable(monkeypatch):
+    assert load_settings().qdrant_url is None
+    monkeypatch.setenv("QDRANT_URL", "http://127.0.0.1:6333")
+    assert load_settings().qdrant_url == "http://127.0.0.1:6333"

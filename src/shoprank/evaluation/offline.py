@@ -188,9 +188,18 @@ def score_lists(
     return results
 
 
-def run_evaluation(
-    settings: Settings, config: RankerConfig, n_boot: int = 1000
-) -> tuple[EvaluationResults, TrainedRankers]:
+@dataclass
+class EvaluationRun:
+    """What ``shoprank evaluate`` produced: scores, the trained rankers, the test examples."""
+
+    results: EvaluationResults
+    rankers: TrainedRankers
+    test: CutoffData
+    users: np.ndarray
+    lists: dict[str, np.ndarray]
+
+
+def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000) -> EvaluationRun:
     """Train the ranker, recommend at the test cutoff with every approach, score them all."""
     from shoprank.candidates.data import load_catalog, load_log
     from shoprank.ranking.examples import in_stock_mask
@@ -225,4 +234,4 @@ def run_evaluation(
     results = score_lists(lists, users, rows, catalog, popularity, n_boot)
     results.timings.update(rankers.seconds)
     results.timings["test_examples_and_scoring"] = round(time.perf_counter() - started, 1)
-    return results, rankers
+    return EvaluationRun(results, rankers, test, users, lists)

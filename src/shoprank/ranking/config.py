@@ -79,6 +79,8 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
     unknown = sorted(set(xgb) - known)
     if unknown:
         raise RankerConfigError(f"{path}: xgboost.{unknown[0]} is not a known setting")
+    if "monotone" in xgb:
+        xgb = {**xgb, "monotone": tuple((str(k), int(v)) for k, v in xgb["monotone"].items())}
     return RankerConfig(
         feature_service=str(_get(doc, "feature_service", path)),
         candidates_per_generator=int(_get(doc, "candidates_per_generator", path)),

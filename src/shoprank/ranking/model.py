@@ -27,6 +27,14 @@ class RankerParams:
     early_stopping_rounds: int = 40
     eval_metric: str = "ndcg@10"
     seed: int = 0
+    #: Features whose increase must never lower a score (+1) or never raise it (-1): more
+    #: interest in a category must not push that category down.
+    monotone: tuple[tuple[str, int], ...] = (
+        ("user_category_affinity__category_score_90d", 1),
+        ("user_category_affinity__category_share_90d", 1),
+        ("user_category_affinity__category_rank_90d", -1),
+        ("in_top_category", 1),
+    )
 
 
 @dataclass
@@ -95,6 +103,7 @@ def train_ranker(
         enable_categorical=True,
         random_state=params.seed,
         n_jobs=2,
+        monotone_constraints={name: sign for name, sign in params.monotone if name in columns},
     )
     ranker.fit(
         model.matrix(train),

@@ -1,0 +1,107 @@
+"""Behaviour a shop relies on, checked on a ranker trained on the tiny shop."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shoprank.evaluation.offline import run_evaluation
+from shoprank.ranking.config import load_ranker_config
+
+pytestmark = pytest.mark.slow
+
+TINY_CONFIG = """
+feature_service: ranker_v1
+candidates_per_generator: 50
+training:
+  cutoffs: ["2025-08-20", "2025-09-15", "2025-10-03"]
+  horizon_days: 28
+  users_per_cutoff: null
+  negatives_per_query: 40
+validation:
+  users: null
+evaluation:
+  users: null
+xgboost:
+  n_estimators: 80
+  early_stopping_rounds: 20
+"""
+
+
+@pytest.fixture(scope="module")
+def run(tiny_platform, tiny_settings, tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "ranker.yaml"
+    path.write_text(TINY_CONFIG)
+    return run_evaluation(tiny_settings, load_ranker_config(path, tiny_settings.splits), n_boot=50)
+
+
+def test_evaluation_covers_every_approach_and_segment(run):
+    results = run.results
+    expected = {
+        "popularity",
+        "trending",
+        "seasonal",
+        "segment",
+        "covisitation",
+        "als",
+        "ranker",
+        "ranker_no_context",
+        "ranker_no_sequence",
+        "oracle",
+    }
+    assert set(results.approaches) == expected
+    assert {"all", "warm_users", "cold_users"} <= set(results.segments)
+    ndcg = results.get("ranker", "all", "ndcg@10")
+    assert ndcg["ci_low"] <= ndcg["value"] <= ndcg["ci_high"]
+
+
+def test_ranker_reaches_a_minimum_ndcg_on_the_fixed_tiny_shop(run):
+    ranker = run.results.get("ranker", "all", "ndcg@10")["value"]
+    popularity = run.results.get("popularity", "all", "ndcg@10")["value"]
+    assert ranker > popularity
+    assert ranker >= 0.05
+
+
+def test_rank_does_not_depend_on_product_ids(run):
+    model = run.rankers.models["ranker"]
+    rows = run.test.examples.head(2000)
+    relabelled = rows.assign(product_id=rows["product_id"].sample(frac=1, random_state=0).values)
+    np.testing.assert_array_equal(model.predict(rows), model.predict(relabelled))
+    assert not any("product_id" in c for c in model.columns)
+
+
+def test_more_interest_in_a_category_never_pushes_it_down(run):
+    model = run.rankers.models["ranker"]
+    rows = run.test.examples.dropna(subset=["user_category_affinity__category_score_90d"])
+    rows = rows.head(2000)
+    assert len(rows) > 50
+    keen = rows.assign(
+        user_category_affinity__category_score_90d=rows[
+            "user_category_affinity__category_score_90d"
+        ]
+        + 25,
+        user_category_affinity__category_share_90d=np.minimum(
+            rows["user_category_affinity__category_share_90d"] + 0.3, 1.0
+        ),
+        user_category_affinity__category_rank_90d=1.0,
+        in_top_category=1.0,
+    )
+    before, after = model.predict(rows), model.predict(keen)
+    assert (after >= before - 1e-6).all()
+
+
+def test_ablations_really_drop_their_feature_groups(run):
+    models = run.rankers.models
+    assert not any(c.startswith("calendar_features__") for c in models["ranker_no_context"].columns)
+    assert not any(
+        c.startswith(("session_features__", "covisitation_"))
+        for c in models["ranker_no_sequence"].columns
+    )
+    assert set(models["ranker"].columns) > set(models["ranker_no_context"].columns)
+
+
+def test_every_list_is_full_catalog_ids_without_duplicates(run):
+    for name, lists in run.lists.items():
+        for row in lists[:50]:
+            items = row[row >= 0]
+            assert len(items) == len(np.unique(items)), name
+    assert isinstance(run.test.labels, pd.DataFrame)
