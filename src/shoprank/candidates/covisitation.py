@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from shoprank.candidates.base import CandidateGenerator
-from shoprank.candidates.data import Catalog, InteractionLog, Queries
+from shoprank.candidates.data import Catalog, InteractionLog, Queries, age_days
 
 
 class CoVisitation(CandidateGenerator):
@@ -38,8 +38,7 @@ class CoVisitation(CandidateGenerator):
     def fit(self, log: InteractionLog, catalog: Catalog, as_of: datetime) -> CoVisitation:
         """Build the item x item co-visitation matrix."""
         n_items = catalog.n_items + 1
-        age = (np.datetime64(_naive(as_of), "us") - log.event_at) / np.timedelta64(1, "D")
-        decay = np.exp2(-np.maximum(age, 0.0) / self.half_life_days)
+        decay = np.exp2(-age_days(log, as_of) / self.half_life_days)
         sessions = sp.csr_matrix(
             (log.weight * np.sqrt(decay), (log.session, log.item_id)),
             shape=(int(log.session.max()) + 1 if len(log) else 1, n_items),
@@ -67,7 +66,3 @@ class CoVisitation(CandidateGenerator):
         scores = (query_matrix @ self.matrix).toarray()
         scores[scores <= 0] = -np.inf
         return scores
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=None) if moment.tzinfo else moment

@@ -134,3 +134,13 @@ def recent_items(log: InteractionLog, user_ids: np.ndarray, length: int = 5) -> 
 
 def _naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def as_datetime64(moment: datetime) -> np.datetime64:
+    """A (possibly tz-aware UTC) datetime as naive-UTC microseconds, like the log's times."""
+    return np.datetime64(_naive(moment), "us")
+
+
+def age_days(log: InteractionLog, as_of: datetime) -> np.ndarray:
+    """Days from each event to ``as_of`` (0 for events at or after it)."""
+    return np.maximum((as_datetime64(as_of) - log.event_at) / np.timedelta64(1, "D"), 0.0)

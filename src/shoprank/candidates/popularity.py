@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from shoprank.candidates.base import CandidateGenerator
-from shoprank.candidates.data import Catalog, InteractionLog, Queries
+from shoprank.candidates.data import Catalog, InteractionLog, Queries, age_days, as_datetime64
 
 
 def decayed_counts(
@@ -17,8 +17,7 @@ def decayed_counts(
     """Event-weighted counts per item, halved every ``half_life_days`` before ``as_of``."""
     weights = log.weight.astype(np.float64)
     if half_life_days:
-        age_days = (np.datetime64(_naive(as_of), "us") - log.event_at) / np.timedelta64(1, "D")
-        weights = weights * np.exp2(-np.maximum(age_days, 0.0) / half_life_days)
+        weights = weights * np.exp2(-age_days(log, as_of) / half_life_days)
     return np.bincount(log.item_id, weights=weights, minlength=n_items + 1)
 
 
@@ -66,9 +65,7 @@ class SeasonalPopularity(CandidateGenerator):
         category = catalog.codes("category_l2")
         n_cat = int(category.max()) + 1
         item_counts = decayed_counts(log, catalog.n_items, as_of, self.half_life_days)
-        recent = log.event_at >= np.datetime64(_naive(as_of), "us") - np.timedelta64(
-            self.recent_days, "D"
-        )
+        recent = log.event_at >= as_datetime64(as_of) - np.timedelta64(self.recent_days, "D")
         cat_all = np.bincount(category[log.item_id], weights=log.weight, minlength=n_cat)
         cat_recent = np.bincount(
             category[log.item_id][recent], weights=log.weight[recent], minlength=n_cat
@@ -119,8 +116,7 @@ class SegmentPopularity(CandidateGenerator):
         keys = self.users.reindex(log.user_id)[list(self.columns)].astype(str)
         codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
         self.segment_index = {tuple(u): i for i, u in enumerate(uniques)}
-        age = (np.datetime64(_naive(as_of), "us") - log.event_at) / np.timedelta64(1, "D")
-        weights = log.weight * np.exp2(-np.maximum(age, 0.0) / self.half_life_days)
+        weights = log.weight * np.exp2(-age_days(log, as_of) / self.half_life_days)
         n_items = catalog.n_items + 1
         flat = np.bincount(
             codes * n_items + log.item_id, weights=weights, minlength=len(uniques) * n_items
@@ -138,7 +134,3 @@ class SegmentPopularity(CandidateGenerator):
         segments = queries.segments[list(self.columns)].astype(str).itertuples(index=False)
         rows = [self.segment_index.get(tuple(s), len(self.table) - 1) for s in segments]
         return self.table[np.asarray(rows, dtype=np.int64)].copy()
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=None) if moment.tzinfo else moment

@@ -19,7 +19,7 @@ import pandas as pd
 from shoprank.candidates.als import ALS
 from shoprank.candidates.base import CandidateGenerator
 from shoprank.candidates.covisitation import CoVisitation
-from shoprank.candidates.data import Catalog
+from shoprank.candidates.data import Catalog, as_datetime64
 from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
 from shoprank.evaluation.metrics import Relevance, evaluate
 from shoprank.evaluation.report import EvaluationResults
@@ -125,7 +125,7 @@ def oracle_lists(
 
     oracle = Oracle.load(settings.truth_dir)
     candidates = np.flatnonzero(allowed)
-    when = np.datetime64(test.cutoff.at.replace(tzinfo=None), "us")
+    when = as_datetime64(test.cutoff.at)
     out = np.full((len(users), LIST_LENGTH), -1, dtype=np.int64)
     for row, user in enumerate(users):
         top = oracle.top_k(int(user), when, LIST_LENGTH, product_ids=candidates)
@@ -143,7 +143,7 @@ def segments(
     """Evaluation segments: row indices into ``users`` and the relevance rows that count."""
     warm = np.isin(users, history_users)
     launched = catalog.frame["launched_at"].reindex(labels["product_id"]).to_numpy()
-    new_product = launched >= np.datetime64(cutoff.at.replace(tzinfo=None), "us")
+    new_product = launched >= as_datetime64(cutoff.at)
     cold_labels = labels[new_product]
     cold_product_rows = np.flatnonzero(np.isin(users, cold_labels["user_id"].unique()))
     return {

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from shoprank.candidates.base import CandidateGenerator, top_k
-from shoprank.candidates.data import Catalog, InteractionLog, Queries, recent_items
+from shoprank.candidates.data import Catalog, InteractionLog, Queries, as_datetime64, recent_items
 from shoprank.features.training_set import calendar_key
 
 GRADES = {1.0: 1, 3.0: 2, 5.0: 3}  # event weight -> label grade
@@ -31,14 +31,12 @@ class Cutoff:
     @property
     def end(self) -> np.datetime64:
         """End of the label window (naive UTC)."""
-        return np.datetime64(self.at.replace(tzinfo=None), "us") + np.timedelta64(
-            self.horizon_days, "D"
-        )
+        return as_datetime64(self.at) + np.timedelta64(self.horizon_days, "D")
 
 
 def label_frame(log: InteractionLog, cutoff: Cutoff) -> pd.DataFrame:
     """Graded labels (user_id, product_id, label) for events in the cutoff's label window."""
-    start = np.datetime64(cutoff.at.replace(tzinfo=None), "us")
+    start = as_datetime64(cutoff.at)
     window = (log.event_at >= start) & (log.event_at < cutoff.end)
     frame = pd.DataFrame(
         {
