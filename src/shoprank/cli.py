@@ -188,18 +188,21 @@ def evaluate(
     from shoprank.evaluation.offline import run_evaluation
     from shoprank.evaluation.report import plot_metric, write_markdown
     from shoprank.ranking.config import load_ranker_config
+    from shoprank.ranking.model import plot_importance
     from shoprank.transform.dbt import require_complete_marts
 
     settings = _settings(ctx)
     require_complete_marts(settings)
     ranker_config = load_ranker_config(config, settings.splits)
-    results = run_evaluation(settings, ranker_config, n_boot=n_boot).results
+    run = run_evaluation(settings, ranker_config, n_boot=n_boot)
+    results = run.results
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     results.to_json(out / "evaluation.json")
     table = write_markdown(results, out / "evaluation.md", segment=None)
     for metric in ("ndcg@10", "recall@50"):
         plot_metric(results, metric, out / f"evaluation_{metric.replace('@', '')}.png")
+    plot_importance(run.rankers.models["ranker"], out / "ranker_feature_importance.png")
     console.print(table)
     console.print(f"reports written to {out}/evaluation.{{json,md}} and PNG plots")
 

@@ -105,3 +105,10 @@ def test_every_list_is_full_catalog_ids_without_duplicates(run):
             items = row[row >= 0]
             assert len(items) == len(np.unique(items)), name
     assert isinstance(run.test.labels, pd.DataFrame)
+
+
+def test_feature_importance_plot_is_written(run, tmp_path):
+    from shoprank.ranking.model import plot_importance
+
+    path = plot_importance(run.rankers.models["ranker"], tmp_path / "importance.png")
+    assert path.stat().st_size > 10_000

@@ -115,3 +115,21 @@ def train_ranker(
     )
     model.booster = ranker
     return model
+
+
+def plot_importance(model: RankerModel, path, top: int = 25, kind: str = "total_gain"):
+    """A horizontal bar chart of the ``top`` most important features (PNG)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scores = model.importance(kind).head(top)[::-1]
+    figure = Figure(figsize=(9, 0.32 * len(scores) + 1.2))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.barh(scores.index, scores.to_numpy(), color="#4c72b0")
+    axes.set_xlabel(kind.replace("_", " "))
+    axes.set_title(f"Ranker feature importance (top {len(scores)})")
+    axes.tick_params(axis="y", labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path
