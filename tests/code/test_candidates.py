@@ -144,3 +144,14 @@ def test_recent_items_are_distinct_and_most_recent_first():
     )
     recent = recent_items(log, np.array([1, 2, 3]), length=3)
     assert recent.tolist() == [[1, 2, -1], [3, -1, -1], [-1, -1, -1]]
+
+
+def test_content_similarity_finds_the_nearest_descriptions():
+    from shoprank.candidates.content import ContentSimilarity, item_matrix
+
+    vectors = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 0.9, 0.2], [0, 0, 1], [0.1, 0, 1]])
+    matrix = item_matrix(np.arange(1, 7), vectors.astype(np.float32), N_ITEMS)
+    model = ContentSimilarity(matrix).fit(_log([]), _catalog(), AS_OF)
+    result = model.recommend(_queries([1, 2], recent=[[3, -1, -1, -1, -1], [-1] * 5]), 2)
+    assert result.items[0].tolist() == [3, 4]  # itself first, then its neighbour
+    assert (result.items[1] == -1).all()  # nothing touched: nothing to compare with

@@ -43,6 +43,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
         "segment",
         "covisitation",
         "als",
+        "content",
         "ranker",
         "ranker_no_context",
         "ranker_no_sequence",

@@ -18,6 +18,7 @@ import pandas as pd
 
 from shoprank.candidates.als import ALS
 from shoprank.candidates.base import CandidateGenerator
+from shoprank.candidates.content import ContentSimilarity, catalog_vectors
 from shoprank.candidates.covisitation import CoVisitation
 from shoprank.candidates.data import Catalog, as_datetime64
 from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
@@ -25,7 +26,7 @@ from shoprank.evaluation.metrics import Relevance, evaluate
 from shoprank.evaluation.report import EvaluationResults
 from shoprank.ranking.config import RankerConfig
 from shoprank.ranking.dataset import Cutoff, sample_negatives
-from shoprank.ranking.examples import CutoffData, examples_at
+from shoprank.ranking.examples import CutoffData, GeneratorFactory, examples_at
 from shoprank.ranking.model import RankerModel, train_ranker
 from shoprank.settings import Settings
 
@@ -33,9 +34,11 @@ LIST_LENGTH = 50
 ABLATIONS = {"ranker_no_context": ("context",), "ranker_no_sequence": ("sequence",)}
 
 
-def default_generators(users: pd.DataFrame) -> dict[str, CandidateGenerator]:
-    """The candidate generators of ranker v1, by name."""
-    return {
+def default_generators(
+    users: pd.DataFrame, item_vectors: np.ndarray | None = None
+) -> dict[str, CandidateGenerator]:
+    """The candidate generators of ranker v1, by name (content only when vectors are given)."""
+    generators: dict[str, CandidateGenerator] = {
         "popularity": Popularity(),
         "trending": Popularity(half_life_days=7.0, name="trending"),
         "seasonal": SeasonalPopularity(),
@@ -43,6 +46,26 @@ def default_generators(users: pd.DataFrame) -> dict[str, CandidateGenerator]:
         "covisitation": CoVisitation(),
         "als": ALS(),
     }
+    if item_vectors is not None:
+        generators["content"] = ContentSimilarity(item_vectors)
+    return generators
+
+
+def generator_factory(item_vectors: np.ndarray | None) -> GeneratorFactory:
+    """A fresh set of generators per cutoff, sharing the (read-only) content vectors."""
+    return lambda users: default_generators(users, item_vectors)
+
+
+def load_item_vectors(settings: Settings, catalog: Catalog) -> np.ndarray:
+    """MiniLM vectors of every product's title and description, cached by content hash."""
+    import duckdb
+
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        products = con.execute(
+            "select product_id, title, description from stg_products order by product_id"
+        ).df()
+    cache = settings.data_path / "embeddings" / "products.parquet"
+    return catalog_vectors(products, cache, catalog.n_items)
 
 
 @dataclass
@@ -54,13 +77,18 @@ class TrainedRankers:
 
 
 def _training_examples(
-    settings: Settings, config: RankerConfig, at, seed: int, catalog: Catalog
+    settings: Settings,
+    config: RankerConfig,
+    at,
+    seed: int,
+    catalog: Catalog,
+    make_generators: GeneratorFactory,
 ) -> pd.DataFrame:
     """Examples at one training cutoff, negatives subsampled."""
     data = examples_at(
         settings,
         Cutoff(at, config.horizon_days),
-        default_generators,
+        make_generators,
         config.candidates_per_generator,
         config.users_per_cutoff,
         seed=seed,
@@ -69,14 +97,19 @@ def _training_examples(
     return sample_negatives(data.examples, config.negatives_per_query, seed=seed)
 
 
-def train_rankers(settings: Settings, config: RankerConfig, catalog: Catalog) -> TrainedRankers:
+def train_rankers(
+    settings: Settings,
+    config: RankerConfig,
+    catalog: Catalog,
+    make_generators: GeneratorFactory,
+) -> TrainedRankers:
     """Build training and validation examples, then fit the ranker and its ablations."""
     out = TrainedRankers()
     started = time.perf_counter()
     k = config.candidates_per_generator
     train = pd.concat(
         [
-            _training_examples(settings, config, c, i, catalog)
+            _training_examples(settings, config, c, i, catalog, make_generators)
             for i, c in enumerate(config.training_cutoffs)
         ],
         ignore_index=True,
@@ -88,7 +121,7 @@ def train_rankers(settings: Settings, config: RankerConfig, catalog: Catalog) ->
     valid = examples_at(
         settings,
         valid_cutoff,
-        default_generators,
+        make_generators,
         k,
         config.validation_users,
         seed=99,
@@ -205,14 +238,17 @@ def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000)
     from shoprank.ranking.examples import in_stock_mask
 
     catalog = load_catalog(settings.warehouse_path)
-    rankers = train_rankers(settings, config, catalog)
+    started = time.perf_counter()
+    make_generators = generator_factory(load_item_vectors(settings, catalog))
+    embed_seconds = round(time.perf_counter() - started, 1)
+    rankers = train_rankers(settings, config, catalog, make_generators)
     splits = settings.splits
     cutoff = Cutoff(splits.test_start, (splits.data_end - splits.test_start).days)
     started = time.perf_counter()
     test = examples_at(
         settings,
         cutoff,
-        default_generators,
+        make_generators,
         config.candidates_per_generator,
         config.evaluation_users,
         seed=7,
@@ -233,5 +269,6 @@ def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000)
     rows = segments(users, np.unique(history.user_id), test.labels, catalog, cutoff)
     results = score_lists(lists, users, rows, catalog, popularity, n_boot)
     results.timings.update(rankers.seconds)
+    results.timings["embed_catalog"] = embed_seconds
     results.timings["test_examples_and_scoring"] = round(time.perf_counter() - started, 1)
     return EvaluationRun(results, rankers, test, users, lists)
