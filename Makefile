@@ -25,7 +25,7 @@ demo: setup
 # (folders that exist; tests/model arrives with the ranker).
 TEST_DIRS := $(wildcard tests/code tests/data tests/model tests/integration)
 test: setup
-	$(BIN)/python -m pytest $(TEST_DIRS)
+	BENTOML_DO_NOT_TRACK=true $(BIN)/python -m pytest $(TEST_DIRS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -185,7 +185,7 @@ def evaluate(
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")] = 1000,
 ) -> None:
     """Train the ranker and compare every approach on the test month (reports/evaluation.*)."""
-    from shoprank.evaluation.offline import run_evaluation
+    from shoprank.evaluation.offline import run_evaluation, save_evaluated_ranker
     from shoprank.evaluation.report import plot_metric, write_markdown
     from shoprank.ranking.config import load_ranker_config
     from shoprank.ranking.model import plot_importance
@@ -203,6 +203,8 @@ def evaluate(
     for metric in ("ndcg@10", "recall@50"):
         plot_metric(results, metric, out / f"evaluation_{metric.replace('@', '')}.png")
     plot_importance(run.rankers.models["ranker"], out / "ranker_feature_importance.png")
+    tag = save_evaluated_ranker(settings, ranker_config, run)
+    console.print(f"ranker saved to the BentoML model store as {tag}")
     console.print(table)
     console.print(f"reports written to {out}/evaluation.{{json,md}} and PNG plots")
 

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("qdrant_url", "SHOPRANK_QDRANT_URL", "QDRANT_URL"),
         description="Qdrant server URL (env QDRANT_URL); unset = the in-process qdrant-edge index.",
     )
+    bentoml_home: Path | None = Field(
+        default=None,
+        description="BentoML home for the model store (default: $BENTOML_HOME or ~/bentoml).",
+    )
     feature_service: str = Field(
         default="ranker_v1", description="Feast feature service used for training and serving."
     )

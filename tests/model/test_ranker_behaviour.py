@@ -113,3 +113,22 @@ def test_feature_importance_plot_is_written(run, tmp_path):
 
     path = plot_importance(run.rankers.models["ranker"], tmp_path / "importance.png")
     assert path.stat().st_size > 10_000
+
+
+def test_evaluated_ranker_is_saved_with_its_metadata(run, tiny_settings, tmp_path):
+    from shoprank.evaluation.offline import save_evaluated_ranker
+    from shoprank.ranking.config import load_ranker_config
+    from shoprank.ranking.registry import list_rankers, load_ranker
+
+    settings = tiny_settings.model_copy(update={"bentoml_home": tmp_path})
+    config_path = tmp_path / "ranker.yaml"
+    config_path.write_text(TINY_CONFIG)
+    tag = save_evaluated_ranker(settings, load_ranker_config(config_path, settings.splits), run)
+    assert ":" in tag and not tag.endswith(":latest")
+    saved = list_rankers(home=tmp_path)[0]
+    assert saved["labels"]["feature_service"] == "ranker_v1"
+    assert saved["metrics"]["test_ndcg@10"] == run.results.get("ranker", "all", "ndcg@10")["value"]
+    rows = run.test.examples.head(300)
+    np.testing.assert_array_equal(
+        load_ranker(tag, home=tmp_path).predict(rows), run.rankers.models["ranker"].predict(rows)
+    )

@@ -272,3 +272,32 @@ def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000)
     results.timings["embed_catalog"] = embed_seconds
     results.timings["test_examples_and_scoring"] = round(time.perf_counter() - started, 1)
     return EvaluationRun(results, rankers, test, users, lists)
+
+
+def save_evaluated_ranker(settings: Settings, config: RankerConfig, run: EvaluationRun) -> str:
+    """Save the evaluated ranker in BentoML's model store with its window, data and metrics."""
+    import json
+
+    from shoprank.ranking.registry import save_ranker
+
+    build = json.loads((settings.marts_dir / "_build.json").read_text())
+    splits = settings.splits
+    window = {
+        "training_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in config.training_cutoffs),
+        "horizon_days": str(config.horizon_days),
+        "validation": splits.as_dict()["validation"],
+        "test": splits.as_dict()["test"],
+    }
+    metrics = {
+        f"test_{name}": float(values["value"])
+        for name, values in run.results.results["ranker"]["all"].items()
+    }
+    return save_ranker(
+        run.rankers.models["ranker"],
+        model_version=config.feature_service,
+        feature_service=config.feature_service,
+        training_window=window,
+        data_version=f"marts built {build['built_at']}",
+        metrics=metrics,
+        home=settings.bentoml_home,
+    )
