@@ -136,8 +136,8 @@ def features_training_set(
         ExampleSpec,
         build_examples,
         join_features,
-        write_parquet_atomically,
     )
+    from shoprank.io import write_parquet_atomically
     from shoprank.transform.dbt import require_complete_marts
 
     settings = _settings(ctx)

@@ -106,8 +106,8 @@ def run_pipeline(
         ExampleSpec,
         build_examples,
         join_features,
-        write_parquet_atomically,
     )
+    from shoprank.io import write_parquet_atomically
     from shoprank.transform import dbt
 
     report = PipelineReport(scale=scale, seed=seed, splits=settings.splits.as_dict())

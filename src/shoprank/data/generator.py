@@ -16,8 +16,6 @@ Bots and log faults are added on top; see docs/data.md for every schema and rate
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +46,7 @@ from shoprank.data.oracle import (
     sigmoid,
 )
 from shoprank.data.schema import TIMESTAMP, raw_schemas
+from shoprank.io import publish, staging_dir
 
 HOUR_US = 3_600 * US_PER_SECOND
 YEAR_US = 365 * US_PER_DAY
@@ -1458,26 +1457,6 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="zstd")
 
 
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move staged ``truth/`` then ``raw/`` into ``out_dir``, replacing older output."""
-    for name in ("truth", "raw"):
-        target = out_dir / name
-        if target.exists():
-            target.rename(staging / f"previous-{name}")
-        (staging / name).rename(target)
-
-
-@contextmanager
-def _staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary directory inside ``out_dir`` that is always removed afterwards."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".generate-", dir=out_dir))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 @contextmanager
 def _phases(enabled: bool, total: int) -> Iterator[Any]:
     """Yield ``step(label)``: marks the previous phase done and shows the next one."""
@@ -1690,7 +1669,7 @@ def _write_all(
     """Write raw and truth files into a staging folder, then publish them."""
     events, log, sessions, rng = final
     codecs = _id_codecs(rng)
-    with _staging_dir(out_dir) as staging:
+    with staging_dir(out_dir, prefix=".generate-") as staging:
         raw, truth = staging / "raw", staging / "truth"
         raw.mkdir()
         truth.mkdir()
@@ -1704,4 +1683,4 @@ def _write_all(
         np.save(truth / "user_leaf_affinity.npy", world.users.affinity)
         meta = _meta(run, world, brands, params, summary)
         (truth / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        _publish(staging, out_dir)
+        publish(staging, out_dir, ("truth", "raw"))

@@ -10,10 +10,6 @@ The adapter also writes that split as ``protocol/leave_one_out.parquet``.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shoprank.data.schema import raw_schemas, validate_raw_dir
+from shoprank.io import publish, staging_dir
 
 #: Price written for every product and purchase: the data has no prices, the contract needs > 0.
 UNKNOWN_PRICE = 1.0
@@ -343,26 +340,6 @@ def protocol_table(data: BeautyData, times: np.ndarray, roles: np.ndarray) -> pa
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-@contextmanager
-def _staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary directory inside ``out_dir`` that is always removed afterwards."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".amazon-beauty-", dir=out_dir))
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move staged ``protocol/`` then ``raw/`` into ``out_dir``, replacing older output."""
-    for name in ("protocol", "raw"):
-        target = out_dir / name
-        if target.exists():
-            target.rename(staging / f"previous-{name}")
-        (staging / name).rename(target)
-
-
 def _check_window(
     start: datetime, validation_start: datetime, test_start: datetime, end: datetime
 ) -> int:
@@ -423,7 +400,7 @@ def to_raw(
         "products": products_table(data, start),
         "sessions": sessions_table(data, times),
     }
-    with _staging_dir(out_dir) as staging:
+    with staging_dir(out_dir, prefix=".amazon-beauty-") as staging:
         (staging / "raw").mkdir()
         (staging / "protocol").mkdir()
         for name, table in tables.items():
@@ -431,7 +408,7 @@ def to_raw(
         protocol = protocol_table(data, times, roles)
         pq.write_table(protocol, staging / "protocol" / "leave_one_out.parquet")
         validate_raw_dir(staging / "raw")
-        _publish(staging, out_dir)
+        publish(staging, out_dir, ("protocol", "raw"))
     return _summary(tables, roles, times)
 
 

@@ -154,15 +154,6 @@ def join_features(settings: Settings, examples: pd.DataFrame) -> pd.DataFrame:
     return job.to_df()
 
 
-def write_parquet_atomically(frame: pd.DataFrame, path: Path) -> Path:
-    """Write ``frame`` next to ``path`` then rename, so a crash never leaves a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
-
-
 def service_views(settings: Settings) -> dict[tuple[str, ...], list[str]]:
     """The feature service's feature references, grouped by the join keys of their view."""
     from shoprank.features.store import open_store
