@@ -140,7 +140,7 @@ def sample_negatives(frame: pd.DataFrame, per_query: int, seed: int = 0) -> pd.D
     Training only: queries without any labelled candidate teach nothing and are dropped.
     """
     rng = np.random.default_rng(seed)
-    order = frame.assign(_r=rng.random(len(frame)))
+    order = frame.reset_index(drop=True).assign(_r=rng.random(len(frame)))
     positive = order["label"] > 0
     useful = order.groupby("query_id")["label"].transform("max") > 0
     negative_rank = order[~positive].groupby("query_id")["_r"].rank(method="first")

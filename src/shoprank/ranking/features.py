@@ -29,6 +29,18 @@ NOT_FEATURES = (
     "session_features__last_product_id_3",
     "session_features__last_product_id_4",
     "session_features__last_product_id_5",
+    # High-cardinality labels (500 brands, 60 leaves, ...) let the trees memorise the training
+    # cutoffs: on seed-scale frames, dropping them raised the ranker's NDCG@10 from 0.0373 to
+    # 0.0415 (ALS 0.0407) in one run. Their relations to the user stay as crosses
+    # (in_top_brand, in_top_category, same_leaf_as_last).
+    "product_features__brand",
+    "product_features__category_l2",
+    "product_features__color",
+    "product_features__material",
+    "user_features__top_brand_90d",
+    "session_features__last_category_l2",
+    "session_features__last_category_l2_2",
+    "session_features__last_category_l2_3",
 )
 CONTEXT_PREFIXES = ("calendar_features__",)
 SEQUENCE_PREFIXES = ("session_features__", "covisitation_", "same_leaf_as_last")
