@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     feature_service: str = Field(
         default="ranker_v1", description="Feast feature service used for training and serving."
     )
+    dask_scheduler: str | None = Field(
+        default=None,
+        description="Dask scheduler address (e.g. tcp://10.0.0.5:8786) for train_ranker_dask; "
+        "unset = a two-worker local cluster started for the run.",
+    )
 
     @field_validator("data_dir", mode="after")
     @classmethod

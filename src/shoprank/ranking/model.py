@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,35 @@ def _group_ids(frame: pd.DataFrame) -> np.ndarray:
     return pd.factorize(frame[QUERY])[0].astype(np.uint32)
 
 
+def _ranker_kwargs(params: RankerParams, columns: list[str]) -> dict[str, Any]:
+    """``XGBRanker`` keyword arguments for ``params`` (constraints on present columns only)."""
+    return {
+        "objective": params.objective,
+        "n_estimators": params.n_estimators,
+        "learning_rate": params.learning_rate,
+        "max_depth": params.max_depth,
+        "min_child_weight": params.min_child_weight,
+        "subsample": params.subsample,
+        "colsample_bytree": params.colsample_bytree,
+        "early_stopping_rounds": params.early_stopping_rounds,
+        "eval_metric": params.eval_metric,
+        "tree_method": "hist",
+        "enable_categorical": True,
+        "random_state": params.seed,
+        "n_jobs": 2,
+        "monotone_constraints": {name: sign for name, sign in params.monotone if name in columns},
+    }
+
+
+def _vocabularies(matrix: pd.DataFrame) -> dict[str, list]:
+    """The category vocabulary of each categorical column of a feature matrix."""
+    return {
+        c: list(matrix[c].cat.categories)
+        for c in matrix.columns
+        if isinstance(matrix[c].dtype, pd.CategoricalDtype)
+    }
+
+
 def train_ranker(
     train: pd.DataFrame,
     valid: pd.DataFrame,
@@ -82,29 +112,9 @@ def train_ranker(
     params = params or RankerParams()
     train, valid = _sorted(train), _sorted(valid)
     columns = feature_columns(train, drop_groups)
-    base = to_matrix(train, columns)
-    categories = {
-        c: list(base[c].cat.categories)
-        for c in columns
-        if isinstance(base[c].dtype, pd.CategoricalDtype)
-    }
+    categories = _vocabularies(to_matrix(train, columns))
     model = RankerModel(booster=None, columns=columns, categories=categories)  # type: ignore[arg-type]
-    ranker = xgb.XGBRanker(
-        objective=params.objective,
-        n_estimators=params.n_estimators,
-        learning_rate=params.learning_rate,
-        max_depth=params.max_depth,
-        min_child_weight=params.min_child_weight,
-        subsample=params.subsample,
-        colsample_bytree=params.colsample_bytree,
-        early_stopping_rounds=params.early_stopping_rounds,
-        eval_metric=params.eval_metric,
-        tree_method="hist",
-        enable_categorical=True,
-        random_state=params.seed,
-        n_jobs=2,
-        monotone_constraints={name: sign for name, sign in params.monotone if name in columns},
-    )
+    ranker = xgb.XGBRanker(**_ranker_kwargs(params, columns))
     ranker.fit(
         model.matrix(train),
         train[LABEL],
