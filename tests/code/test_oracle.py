@@ -12,7 +12,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from shoprank.data.generator import generate
-from shoprank.data.oracle import Oracle, black_friday, holiday_level, month_index, to_us
+from shoprank.data.oracle import (
+    ExposureOracle,
+    Oracle,
+    black_friday,
+    holiday_level,
+    month_index,
+    to_us,
+)
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +153,33 @@ def test_calendar_helpers() -> None:
     t = to_us(np.array(["2025-11-28T10:00", "2025-12-10", "2025-12-25", "2025-07-01"], "M8[us]"))
     assert holiday_level(t).tolist() == [1.0, 0.5, 0.0, 0.0]
     assert month_index(t).tolist() == [10, 11, 11, 6]
+
+
+def test_expected_gain_ranks_what_users_view_this_month(data_dir: Path, events: pd.DataFrame):
+    """The exposure oracle puts products a user views in December far above the rest."""
+    oracle = ExposureOracle.load(data_dir / "truth")
+    december = events[events.t >= np.datetime64("2025-12-01")]
+    users = np.sort(december.user_id.unique())[:200]
+    gain = oracle.expected_gain(users, np.datetime64("2025-12-01"))
+    n_products = oracle.oracle.n_products
+    assert gain.shape == (len(users), n_products + 1)
+    assert (gain[:, 0] == 0).all() and (gain >= 0).all()
+    # Percentile of each viewed product among the user's gains (0.5 would be chance)
+    rows = pd.Series(np.arange(len(users)), index=users)
+    seen = december[december.user_id.isin(users)].drop_duplicates(["user_id", "product_id"])
+    r = rows.reindex(seen.user_id).to_numpy()
+    mine = gain[r, seen.product_id.to_numpy()]
+    percentile = (gain[r, 1:] < mine[:, None]).mean(axis=1)
+    assert np.median(percentile) > 0.95
+
+
+def test_expected_gain_zero_before_launch_and_for_bots(oracle: Oracle, data_dir: Path):
+    exposure = ExposureOracle.load(data_dir / "truth")
+    when = np.datetime64("2025-06-01")
+    unlaunched = oracle.products.launched_us > to_us(when)
+    assert unlaunched.any()
+    gain = exposure.expected_gain(np.array([_human(oracle)]), when)
+    assert (gain[0, 1:][unlaunched] == 0).all()
+    bots = np.flatnonzero(oracle.users.is_bot) + 1
+    assert bots.size > 0
+    assert (exposure.expected_gain(bots[:1], when) == 0).all()

@@ -412,3 +412,132 @@ class Oracle:
         order = np.lexsort((candidates, -prob))
         order = order[prob[order] > 0][:k]
         return candidates[order]
+
+
+# Expected graded gain: the exposure model behind views, times the funnel
+@dataclass(frozen=True)
+class ExposureParams:
+    """Coefficients of the generator's view (exposure) model, from meta.json's config."""
+
+    affinity: float = 5.0
+    fav_brand: float = 1.0
+    novelty: float = 2.0
+    novelty_days: float = 30.0
+    out_of_stock: float = 1.5
+    popularity: float = 0.9
+    price: float = 1.0
+    sibling_share: float = 0.08
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> ExposureParams:
+        """Build from the generator config stored in meta.json (unknown keys ignored)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: float(v) for k, v in config.get("exposure", {}).items() if k in names}
+        if "sibling_view_share" in config:
+            values["sibling_share"] = float(config["sibling_view_share"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ExposureOracle:
+    """The generator's whole behaviour model: which products a user views, carts and buys.
+
+    A session's intent leaf is drawn from the user's leaf affinity x the leaf's season that
+    month (later views sometimes move to a sibling leaf); within a leaf, products are drawn
+    by exposure utility (taste x latent, price fit, popularity, favourite brand, novelty, stock).
+    :meth:`expected_gain` is P(view) x (1 + P(cart | view) x (1 + P(buy | cart))), the expected
+    relevance grade (view 1, cart 2, purchase 3) of one session's draw: the ceiling for graded
+    ranking metrics, where :class:`Oracle` (purchase propensity only) is the ceiling for
+    purchase metrics.
+    """
+
+    oracle: Oracle
+    affinity: np.ndarray
+    leaf_l1: np.ndarray
+    exposure: ExposureParams
+
+    @classmethod
+    def load(cls, truth_dir: Path) -> ExposureOracle:
+        """Load from the generator's truth directory (needs user_leaf_affinity.npy too)."""
+        truth_dir = Path(truth_dir)
+        if not (truth_dir / "user_leaf_affinity.npy").is_file():
+            raise ValueError(f"truth_dir {truth_dir} has no user_leaf_affinity.npy")
+        meta = json.loads((truth_dir / "meta.json").read_text())
+        return cls(
+            oracle=Oracle.load(truth_dir),
+            affinity=np.load(truth_dir / "user_leaf_affinity.npy").astype(np.float64),
+            leaf_l1=np.asarray(meta["leaf_l1"], dtype=np.int64),
+            exposure=ExposureParams.from_config(meta.get("config", {})),
+        )
+
+    def _leaf_probability(self, u: np.ndarray, t_us: int) -> np.ndarray:
+        """P(a view slot is in each leaf) per user row: intent, with sibling moves."""
+        season = self.oracle.season[:, month_index(np.array([t_us]))[0]]
+        intent = self.affinity[u] * season[None, :]
+        intent /= intent.sum(axis=1, keepdims=True)
+        l1 = self.leaf_l1
+        same_l1 = (l1[:, None] == l1[None, :]) & ~np.eye(l1.size, dtype=bool)
+        sizes = np.maximum(same_l1.sum(axis=1), 1)
+        sibling = intent @ (same_l1 / sizes[:, None])
+        share = self.exposure.sibling_share
+        return (1 - share) * intent + share * np.where(sizes[None, :] > 0, sibling, intent)
+
+    def expected_gain(self, user_ids: np.ndarray, time: Any) -> np.ndarray:
+        """Expected relevance grade of every product for each user at ``time``.
+
+        Args:
+            user_ids: User ids (1-based).
+            time: One datetime64 (naive = UTC) for all users.
+
+        Returns:
+            (n_users, n_products + 1) float64; column = product id, column 0 and unlaunched
+            products are 0, bots score 0 everywhere.
+        """
+        o, exp, funnel = self.oracle, self.exposure, self.oracle.params
+        users, products = o.users, o.products
+        u = o._rows(np.asarray(user_ids), o.n_users, "user_ids")
+        t_us = int(to_us(np.asarray(time)).ravel()[0])
+        # Terms shared by the exposure and the cart model
+        taste = (users.taste[u] @ products.latent.T).astype(np.float64)
+        fav = (users.fav_brands[u][:, :, None] == products.brand[None, None, :]).any(axis=1)
+        sensitivity = (users.price_sensitivity[u] - funnel.price_pivot)[:, None]
+        rel_price = products.rel_price[None, :]
+        log_pop = np.log(products.popularity)[None, :]
+        stock_out = ~products.in_stock[None, :]
+        age_days = (t_us - products.launched_us) / US_PER_DAY
+        # Views: intent leaf x within-leaf choice by exposure utility
+        util = exp.affinity * taste - exp.price * funnel.price * sensitivity * rel_price
+        util += exp.popularity * log_pop - exp.out_of_stock * stock_out + exp.fav_brand * fav
+        util += exp.novelty * np.exp(-np.clip(age_days, 0.0, None) / exp.novelty_days)[None, :]
+        util[:, age_days < 0] = -np.inf
+        util -= util.max(axis=1, keepdims=True)
+        weight = np.exp(util)
+        leaf = products.leaf
+        totals = weight @ np.eye(self.leaf_l1.size)[leaf]
+        view = (
+            self._leaf_probability(u, t_us)[:, leaf] * weight / np.maximum(totals[:, leaf], 1e-300)
+        )
+        # Funnel: cart given view, buy given cart (as pair_logits, in matrix form)
+        fit = -funnel.price * sensitivity * rel_price
+        holiday = float(holiday_level(np.array([t_us]))[0])
+        month = int(month_index(np.array([t_us]))[0])
+        cart = (
+            funnel.cart_intercept
+            + funnel.affinity * taste
+            + funnel.fav_brand * fav
+            + fit
+            + (funnel.quality * products.quality)[None, :]
+            + funnel.popularity * log_pop
+            + (funnel.season * np.log(o.season[leaf, month]))[None, :]
+            + funnel.holiday * holiday
+            - funnel.out_of_stock * stock_out
+        )
+        buy = (
+            funnel.buy_intercept
+            + (funnel.buy_quality * products.quality)[None, :]
+            + funnel.buy_price * fit
+            + funnel.buy_holiday * holiday
+        )
+        gain = view * (1.0 + sigmoid(cart) * (1.0 + sigmoid(buy)))
+        gain[users.is_bot[u]] = 0.0
+        return np.hstack([np.zeros((u.size, 1)), gain])

@@ -151,18 +151,28 @@ def lists_from_column(
 
 
 def oracle_lists(
-    settings: Settings, users: np.ndarray, test: CutoffData, allowed: np.ndarray
+    settings: Settings,
+    users: np.ndarray,
+    test: CutoffData,
+    allowed: np.ndarray,
+    batch_size: int = 128,
 ) -> np.ndarray:
-    """The ceiling: each user's products ranked by the generator's true purchase propensity."""
-    from shoprank.data.oracle import Oracle
+    """The ceiling: each user's products ranked by the generator's expected relevance grade.
 
-    oracle = Oracle.load(settings.truth_dir)
-    candidates = np.flatnonzero(allowed)
+    Uses the generator's whole behaviour model (:class:`ExposureOracle`: what a user views,
+    carts and buys), restricted to the products every approach may recommend.
+    """
+    from shoprank.candidates.base import top_k
+    from shoprank.data.oracle import ExposureOracle
+
+    oracle = ExposureOracle.load(settings.truth_dir)
     when = as_datetime64(test.cutoff.at)
     out = np.full((len(users), LIST_LENGTH), -1, dtype=np.int64)
-    for row, user in enumerate(users):
-        top = oracle.top_k(int(user), when, LIST_LENGTH, product_ids=candidates)
-        out[row, : len(top)] = top
+    for start in range(0, len(users), batch_size):
+        gain = oracle.expected_gain(users[start : start + batch_size], when)
+        gain[:, ~allowed[: gain.shape[1]]] = -np.inf
+        gain[gain <= 0] = -np.inf
+        out[start : start + batch_size] = top_k(gain, LIST_LENGTH)[0]
     return out
 
 
