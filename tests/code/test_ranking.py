@@ -36,6 +36,24 @@ def test_labels_grade_the_best_event_inside_the_window_only():
     assert labels.to_dict() == {(1, 10): 3, (1, 11): 2}
 
 
+def test_labels_carry_revenue_for_business_metrics_but_never_as_a_feature():
+    frame = pd.DataFrame(
+        [
+            (1, 10, "purchase", "2025-06-02", "a", 20.0),
+            (1, 10, "purchase", "2025-06-04", "b", 5.0),
+            (1, 11, "view", "2025-06-04", "b", 0.0),
+        ],
+        columns=["user_id", "product_id", "event_type", "event_at", "session_id", "revenue"],
+    )
+    frame["event_at"] = pd.to_datetime(frame["event_at"])
+    labels = label_frame(log_from_frame(frame), CUTOFF).set_index(["user_id", "product_id"])
+    assert labels["revenue"].to_dict() == {(1, 10): 25.0, (1, 11): 0.0}
+    candidates = pd.DataFrame({"user_id": [1, 1], "product_id": [10, 12]})
+    rows = attach_labels(candidates, labels.reset_index())
+    assert "revenue" not in rows.columns
+    assert rows["label"].tolist() == [3, 0]
+
+
 class _Fixed(Popularity):
     def __init__(self, scores, name):
         super().__init__(name=name)

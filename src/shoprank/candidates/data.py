@@ -53,6 +53,7 @@ class InteractionLog:
     event_at: np.ndarray  # datetime64[us], naive UTC
     session: np.ndarray  # int codes
     event_type: np.ndarray  # str
+    revenue: np.ndarray | None = None  # purchase revenue per event (0 for views and carts)
 
     def __len__(self) -> int:
         return len(self.user_id)
@@ -96,7 +97,8 @@ def load_log(warehouse: Path, start: datetime, end: datetime) -> InteractionLog:
     """Clean events with ``start <= event_at < end`` from ``fct_events``."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         frame = con.execute(
-            "select user_id, product_id, event_type, event_at, session_id from fct_events"
+            "select user_id, product_id, event_type, event_at, session_id,"
+            " coalesce(revenue, 0) as revenue from fct_events"
             " where event_at >= $start and event_at < $end order by event_at",
             {"start": _naive(start), "end": _naive(end)},
         ).df()
@@ -104,7 +106,7 @@ def load_log(warehouse: Path, start: datetime, end: datetime) -> InteractionLog:
 
 
 def log_from_frame(frame: pd.DataFrame) -> InteractionLog:
-    """An InteractionLog from columns user_id, product_id, event_type, event_at, session_id."""
+    """An InteractionLog from user_id, product_id, event_type, event_at, session_id (+ revenue)."""
     return InteractionLog(
         user_id=frame["user_id"].to_numpy(np.int64),
         item_id=frame["product_id"].to_numpy(np.int64),
@@ -112,6 +114,7 @@ def log_from_frame(frame: pd.DataFrame) -> InteractionLog:
         event_at=frame["event_at"].to_numpy("datetime64[us]"),
         session=pd.factorize(frame["session_id"])[0].astype(np.int64),
         event_type=frame["event_type"].to_numpy(),
+        revenue=frame["revenue"].to_numpy(np.float32) if "revenue" in frame else None,
     )
 
 

@@ -35,17 +35,25 @@ class Cutoff:
 
 
 def label_frame(log: InteractionLog, cutoff: Cutoff) -> pd.DataFrame:
-    """Graded labels (user_id, product_id, label) for events in the cutoff's label window."""
+    """Graded labels (user_id, product_id, label, revenue) in the cutoff's label window.
+
+    ``revenue`` is what the user spent on the product in the window (0 when the log has no
+    revenue); it is for business metrics, never a feature.
+    """
     start = as_datetime64(cutoff.at)
     window = (log.event_at >= start) & (log.event_at < cutoff.end)
+    revenue = log.revenue[window] if log.revenue is not None else np.zeros(int(window.sum()))
     frame = pd.DataFrame(
         {
             "user_id": log.user_id[window],
             "product_id": log.item_id[window],
             "label": pd.Series(log.weight[window]).map(GRADES).to_numpy(),
+            "revenue": revenue.astype(np.float64),
         }
     )
-    return frame.groupby(["user_id", "product_id"], as_index=False)["label"].max()
+    return frame.groupby(["user_id", "product_id"], as_index=False).agg(
+        label=("label", "max"), revenue=("revenue", "sum")
+    )
 
 
 def build_queries(
@@ -119,7 +127,8 @@ def _candidate_block(
 
 def attach_labels(candidates: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Add the graded label (0 when the user did nothing with the candidate)."""
-    out = candidates.merge(labels, on=["user_id", "product_id"], how="left")
+    keys = ["user_id", "product_id"]
+    out = candidates.merge(labels[[*keys, "label"]], on=keys, how="left")
     out["label"] = out["label"].fillna(0).astype(np.int8)
     return out
 
