@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from shoprank.candidates.affinity import CategoryAffinity
 from shoprank.candidates.als import ALS
 from shoprank.candidates.base import CandidateGenerator
 from shoprank.candidates.content import ContentSimilarity, catalog_vectors
@@ -45,6 +46,7 @@ def default_generators(
         "segment": SegmentPopularity(users),
         "covisitation": CoVisitation(),
         "als": ALS(),
+        "category": CategoryAffinity(),
     }
     if item_vectors is not None:
         generators["content"] = ContentSimilarity(item_vectors)
