@@ -24,8 +24,8 @@ def _write(tmp_path, text):
 
 
 def test_cutoff_running_into_validation_is_rejected(tmp_path):
-    text = (ROOT / "models/ranker_v1.yaml").read_text().replace('"2025-10-03"', '"2025-10-20"')
-    with pytest.raises(RankerConfigError, match="training.cutoffs: 2025-10-20"):
+    text = (ROOT / "models/ranker_v1.yaml").read_text().replace('"2025-10-20"', '"2025-10-28"')
+    with pytest.raises(RankerConfigError, match="training.cutoffs: 2025-10-28"):
         load_ranker_config(_write(tmp_path, text), load_settings().splits)
 
 
@@ -38,3 +38,12 @@ def test_unknown_xgboost_key_and_missing_key_are_named(tmp_path):
             _write(tmp_path, text.replace("feature_service: ranker_v1\n", "")),
             load_settings().splits,
         )
+
+
+def test_rolling_step_days_are_optional_and_checked(tmp_path):
+    text = (ROOT / "models/ranker_v1.yaml").read_text()
+    config = load_ranker_config(_write(tmp_path, text), load_settings().splits)
+    assert config.evaluation_step_days == 7
+    bad = text.replace("  step_days: 7\n", "  step_days: -3\n")
+    with pytest.raises(RankerConfigError, match="evaluation.step_days must be a positive"):
+        load_ranker_config(_write(tmp_path, bad), load_settings().splits)

@@ -166,3 +166,15 @@ def test_negative_sampling_keeps_positives_and_caps_negatives():
     assert set(sampled["query_id"]) == {1}  # query 2 has no positive: dropped
     assert sorted(sampled.loc[sampled["label"] > 0, "product_id"]) == [0, 4]
     assert (sampled["label"] == 0).sum() == 2
+
+
+def test_rolling_cutoffs_tile_the_period_without_gaps():
+    from shoprank.evaluation.offline import rolling_cutoffs
+
+    start, end = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
+    weekly = rolling_cutoffs(start, end, 7)
+    assert [c.at.day for c in weekly] == [1, 8, 15, 22]
+    assert [c.horizon_days for c in weekly] == [7, 7, 7, 10]  # 3 spare days join the last
+    assert weekly[-1].end == np.datetime64("2026-01-01T00:00:00")
+    assert rolling_cutoffs(start, end, None) == [Cutoff(start, 31)]
+    assert [c.horizon_days for c in rolling_cutoffs(start, end, 10)] == [10, 10, 11]

@@ -20,6 +20,7 @@ training:
 validation:
   users: null
 evaluation:
+  step_days: 14
   users: null
 xgboost:
   n_estimators: 80
@@ -43,6 +44,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
         "segment",
         "covisitation",
         "als",
+        "category",
         "content",
         "ranker",
         "ranker_no_context",
@@ -106,6 +108,16 @@ def test_every_list_is_full_catalog_ids_without_duplicates(run):
             items = row[row >= 0]
             assert len(items) == len(np.unique(items)), name
     assert isinstance(run.test.labels, pd.DataFrame)
+
+
+def test_rolling_test_cutoffs_give_one_list_per_user_and_week(run):
+    queries = run.queries
+    assert queries["cutoff"].nunique() == 2  # the tiny config steps 14 days through December
+    assert queries["query_id"].is_unique and queries["query_id"].is_monotonic_increasing
+    assert all(len(lists) == len(queries) for lists in run.lists.values())
+    # A user who shows up in both windows is two queries with two (different) label sets
+    twice = queries["user_id"].value_counts()
+    assert (twice == 2).any()
 
 
 def test_feature_importance_plot_is_written(run, tmp_path):

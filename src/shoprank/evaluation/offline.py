@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,8 @@ from shoprank.evaluation.metrics import Relevance, evaluate
 from shoprank.evaluation.report import EvaluationResults
 from shoprank.ranking.config import RankerConfig
 from shoprank.ranking.dataset import Cutoff, sample_negatives
-from shoprank.ranking.examples import CutoffData, GeneratorFactory, examples_at
-from shoprank.ranking.model import RankerModel, train_ranker
+from shoprank.ranking.examples import CutoffData, GeneratorFactory, examples_at, query_ids
+from shoprank.ranking.model import QUERY, RankerModel, train_ranker
 from shoprank.settings import Settings
 
 LIST_LENGTH = 50
@@ -117,18 +118,20 @@ def train_rankers(
         ignore_index=True,
     )
     splits = settings.splits
-    valid_cutoff = Cutoff(
-        splits.validation_start, (splits.test_start - splits.validation_start).days
+    cutoffs = rolling_cutoffs(
+        splits.validation_start, splits.test_start, config.validation_step_days
     )
-    valid = examples_at(
-        settings,
-        valid_cutoff,
-        make_generators,
-        k,
-        config.validation_users,
-        seed=99,
-        catalog=catalog,
-    ).examples
+    n_users = config.validation_users
+    per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
+    valid = pd.concat(
+        [
+            examples_at(
+                settings, c, make_generators, k, per_cutoff, seed=99 + i, catalog=catalog
+            ).examples
+            for i, c in enumerate(cutoffs)
+        ],
+        ignore_index=True,
+    )
     out.seconds["examples"] = round(time.perf_counter() - started, 1)
     for name, dropped in {"ranker": (), **ABLATIONS}.items():
         started = time.perf_counter()
@@ -138,64 +141,97 @@ def train_rankers(
 
 
 def lists_from_column(
-    examples: pd.DataFrame, users: np.ndarray, column: str, ascending: bool
+    examples: pd.DataFrame, queries: np.ndarray, column: str, ascending: bool
 ) -> np.ndarray:
-    """Top-``LIST_LENGTH`` product ids per user, ordered by ``column`` (-1 padded)."""
+    """Top-``LIST_LENGTH`` product ids per query, ordered by ``column`` (-1 padded)."""
     frame = examples.dropna(subset=[column]).sort_values(
-        ["user_id", column], ascending=[True, ascending], kind="stable"
+        [QUERY, column], ascending=[True, ascending], kind="stable"
     )
-    frame = frame.assign(position=frame.groupby("user_id").cumcount())
+    frame = frame.assign(position=frame.groupby(QUERY).cumcount())
     frame = frame[frame["position"] < LIST_LENGTH]
-    out = np.full((len(users), LIST_LENGTH), -1, dtype=np.int64)
-    rows = pd.Series(np.arange(len(users)), index=users).reindex(frame["user_id"]).to_numpy()
+    out = np.full((len(queries), LIST_LENGTH), -1, dtype=np.int64)
+    rows = pd.Series(np.arange(len(queries)), index=queries).reindex(frame[QUERY]).to_numpy()
     out[rows, frame["position"].to_numpy()] = frame["product_id"].to_numpy()
     return out
 
 
+def rolling_cutoffs(start: datetime, end: datetime, step_days: int | None) -> list[Cutoff]:
+    """Cutoffs every ``step_days`` from ``start``; each label window runs to the next cutoff.
+
+    ``None`` gives one cutoff whose window is the whole period. A last window shorter than
+    half a step is merged into the one before it.
+    """
+    total = (end - start).days
+    if not step_days or step_days >= total:
+        return [Cutoff(start, total)]
+    starts = list(range(0, total, step_days))
+    if total - starts[-1] < step_days / 2:
+        starts.pop()
+    bounds = [*starts[1:], total]
+    return [Cutoff(start + timedelta(days=a), b - a) for a, b in zip(starts, bounds, strict=True)]
+
+
 def oracle_lists(
     settings: Settings,
-    users: np.ndarray,
-    test: CutoffData,
-    allowed: np.ndarray,
+    parts: list[CutoffData],
+    allowed: list[np.ndarray],
     batch_size: int = 128,
 ) -> np.ndarray:
-    """The ceiling: each user's products ranked by the generator's expected relevance grade.
+    """The ceiling: each query's products ranked by the generator's expected relevance grade.
 
     Uses the generator's whole behaviour model (:class:`ExposureOracle`: what a user views,
-    carts and buys), restricted to the products every approach may recommend.
+    carts and buys) at each query's cutoff, restricted to the products every approach may
+    recommend then. Rows follow :func:`query_table` order.
     """
     from shoprank.candidates.base import top_k
     from shoprank.data.oracle import ExposureOracle
 
     oracle = ExposureOracle.load(settings.truth_dir)
-    when = as_datetime64(test.cutoff.at)
-    out = np.full((len(users), LIST_LENGTH), -1, dtype=np.int64)
-    for start in range(0, len(users), batch_size):
-        gain = oracle.expected_gain(users[start : start + batch_size], when)
-        gain[:, ~allowed[: gain.shape[1]]] = -np.inf
-        gain[gain <= 0] = -np.inf
-        out[start : start + batch_size] = top_k(gain, LIST_LENGTH)[0]
-    return out
+    blocks = []
+    for part, mask in zip(parts, allowed, strict=True):
+        users = np.sort(part.labels["user_id"].unique())
+        when = as_datetime64(part.cutoff.at)
+        for start in range(0, len(users), batch_size):
+            gain = oracle.expected_gain(users[start : start + batch_size], when)
+            gain[:, ~mask[: gain.shape[1]]] = -np.inf
+            gain[gain <= 0] = -np.inf
+            blocks.append(top_k(gain, LIST_LENGTH)[0])
+    return np.vstack(blocks)
+
+
+def query_table(parts: list[CutoffData]) -> pd.DataFrame:
+    """One row per (cutoff, user) query, sorted by query id: query_id, user_id, cutoff."""
+    frames = [
+        pd.DataFrame({"user_id": np.sort(p.labels["user_id"].unique())}).assign(
+            query_id=lambda f, p=p: query_ids(f["user_id"], p.cutoff), cutoff=p.cutoff.at
+        )
+        for p in parts
+    ]
+    return pd.concat(frames, ignore_index=True).sort_values(QUERY, ignore_index=True)
 
 
 def segments(
-    users: np.ndarray,
+    queries: pd.DataFrame,
     history_users: np.ndarray,
     labels: pd.DataFrame,
     catalog: Catalog,
-    cutoff: Cutoff,
+    test_start: datetime,
 ) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
-    """Evaluation segments: row indices into ``users`` and the relevance rows that count."""
-    warm = np.isin(users, history_users)
+    """Evaluation segments: row indices into ``queries`` and the relevance rows that count.
+
+    Cold-start users have no history before the test period (later cutoffs may know their
+    first sessions of it); cold-start products were launched in the test period.
+    """
+    warm = np.isin(queries["user_id"].to_numpy(), history_users)
     launched = catalog.frame["launched_at"].reindex(labels["product_id"]).to_numpy()
-    new_product = launched >= as_datetime64(cutoff.at)
+    new_product = launched >= as_datetime64(test_start)
     cold_labels = labels[new_product]
-    cold_product_rows = np.flatnonzero(np.isin(users, cold_labels["user_id"].unique()))
+    query_id = queries[QUERY].to_numpy()
     return {
-        "all": (np.arange(len(users)), labels),
+        "all": (np.arange(len(queries)), labels),
         "warm_users": (np.flatnonzero(warm), labels),
         "cold_users": (np.flatnonzero(~warm), labels),
-        "cold_products": (cold_product_rows, cold_labels),
+        "cold_products": (np.flatnonzero(np.isin(query_id, cold_labels[QUERY])), cold_labels),
     }
 
 
@@ -207,14 +243,17 @@ def score_lists(
     item_popularity: np.ndarray,
     n_boot: int,
 ) -> EvaluationResults:
-    """Every metric with its bootstrap CI, per approach and segment."""
+    """Every metric with its bootstrap CI, per approach and segment (``users``: query ids)."""
     results = EvaluationResults()
     categories = catalog.codes("category_l2")
     for segment, (rows, labels) in segment_rows.items():
         if len(rows) == 0:
             continue
         relevance = Relevance.from_frame(
-            labels.rename(columns={"product_id": "item_id", "label": "grade"}), users[rows]
+            labels.drop(columns="user_id").rename(
+                columns={QUERY: "user_id", "product_id": "item_id", "label": "grade"}
+            ),
+            users[rows],
         )
         results.n_users[segment] = len(rows)
         for approach, recs in lists.items():
@@ -235,17 +274,56 @@ def score_lists(
 
 @dataclass
 class EvaluationRun:
-    """What ``shoprank evaluate`` produced: scores, the trained rankers, the test examples."""
+    """What ``shoprank evaluate`` produced: scores, the trained rankers, the test examples.
+
+    ``test`` merges every test cutoff (labels carry their ``query_id``); ``queries`` has one
+    row per (cutoff, user) in the order of the rows of every list in ``lists``.
+    """
 
     results: EvaluationResults
     rankers: TrainedRankers
     test: CutoffData
-    users: np.ndarray
+    queries: pd.DataFrame
     lists: dict[str, np.ndarray]
 
 
+def test_cutoffs(
+    settings: Settings,
+    config: RankerConfig,
+    catalog: Catalog,
+    make_generators: GeneratorFactory,
+) -> list[CutoffData]:
+    """Examples at every rolling cutoff of the test period, the users split between them."""
+    splits = settings.splits
+    cutoffs = rolling_cutoffs(splits.test_start, splits.data_end, config.evaluation_step_days)
+    n_users = config.evaluation_users
+    per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
+    return [
+        examples_at(
+            settings,
+            cutoff,
+            make_generators,
+            config.candidates_per_generator,
+            per_cutoff,
+            seed=7 + i,
+            catalog=catalog,
+        )
+        for i, cutoff in enumerate(cutoffs)
+    ]
+
+
+def merge_cutoffs(parts: list[CutoffData]) -> CutoffData:
+    """One CutoffData for many cutoffs: labels gain their query_id, examples are stacked."""
+    labels = pd.concat(
+        [p.labels.assign(**{QUERY: query_ids(p.labels["user_id"], p.cutoff)}) for p in parts],
+        ignore_index=True,
+    )
+    examples = pd.concat([p.examples for p in parts], ignore_index=True)
+    return CutoffData(parts[0].cutoff, parts[-1].generators, labels, examples)
+
+
 def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000) -> EvaluationRun:
-    """Train the ranker, recommend at the test cutoff with every approach, score them all."""
+    """Train the ranker, recommend at every test cutoff with every approach, score them all."""
     from shoprank.candidates.data import load_catalog, load_log
     from shoprank.ranking.examples import in_stock_mask
 
@@ -255,35 +333,28 @@ def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000)
     embed_seconds = round(time.perf_counter() - started, 1)
     rankers = train_rankers(settings, config, catalog, make_generators)
     splits = settings.splits
-    cutoff = Cutoff(splits.test_start, (splits.data_end - splits.test_start).days)
     started = time.perf_counter()
-    test = examples_at(
-        settings,
-        cutoff,
-        make_generators,
-        config.candidates_per_generator,
-        config.evaluation_users,
-        seed=7,
-        catalog=catalog,
-    )
-    users = np.sort(test.labels["user_id"].unique())
+    parts = test_cutoffs(settings, config, catalog, make_generators)
+    test = merge_cutoffs(parts)
+    queries = query_table(parts)
+    ids = queries[QUERY].to_numpy()
     lists = {
-        name: lists_from_column(test.examples, users, f"{name}_rank", True)
+        name: lists_from_column(test.examples, ids, f"{name}_rank", True)
         for name in test.generators
     }
     for name, model in rankers.models.items():
         scored = test.examples.assign(**{f"{name}_score_": model.predict(test.examples)})
-        lists[name] = lists_from_column(scored, users, f"{name}_score_", False)
-    allowed = catalog.launched_mask(splits.data_end) & in_stock_mask(catalog)
-    lists["oracle"] = oracle_lists(settings, users, test, allowed)
+        lists[name] = lists_from_column(scored, ids, f"{name}_score_", False)
+    allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
+    lists["oracle"] = oracle_lists(settings, parts, allowed)
     history = load_log(settings.warehouse_path, splits.data_start, splits.test_start)
     popularity = np.bincount(history.item_id, minlength=catalog.n_items + 1).astype(float)
-    rows = segments(users, np.unique(history.user_id), test.labels, catalog, cutoff)
-    results = score_lists(lists, users, rows, catalog, popularity, n_boot)
+    rows = segments(queries, np.unique(history.user_id), test.labels, catalog, splits.test_start)
+    results = score_lists(lists, ids, rows, catalog, popularity, n_boot)
     results.timings.update(rankers.seconds)
     results.timings["embed_catalog"] = embed_seconds
     results.timings["test_examples_and_scoring"] = round(time.perf_counter() - started, 1)
-    return EvaluationRun(results, rankers, test, users, lists)
+    return EvaluationRun(results, rankers, test, queries, lists)
 
 
 def save_evaluated_ranker(settings: Settings, config: RankerConfig, run: EvaluationRun) -> str:

@@ -28,8 +28,11 @@ class RankerConfig:
         users_per_cutoff: users sampled per training cutoff (None = all who show up).
         negatives_per_query: unlabelled candidates kept per training query (all labelled ones
             are kept).
-        validation_users: users sampled at the validation cutoff (early stopping).
-        evaluation_users: users sampled at the test cutoff (None = all).
+        validation_users: users sampled over the validation cutoffs (early stopping).
+        validation_step_days: days between rolling validation cutoffs (None = one cutoff
+            at the start of the validation period, labelled over all of it).
+        evaluation_users: users sampled over the test cutoffs (None = all).
+        evaluation_step_days: days between rolling test cutoffs, as for validation.
         params: XGBoost settings.
     """
 
@@ -42,6 +45,8 @@ class RankerConfig:
     validation_users: int | None
     evaluation_users: int | None
     params: RankerParams
+    validation_step_days: int | None = None
+    evaluation_step_days: int | None = None
 
 
 def _get(doc: dict, path: str, source: Path):
@@ -91,4 +96,16 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         validation_users=_get(doc, "validation.users", path),
         evaluation_users=_get(doc, "evaluation.users", path),
         params=RankerParams(**xgb),
+        validation_step_days=_step(doc, "validation", path),
+        evaluation_step_days=_step(doc, "evaluation", path),
     )
+
+
+def _step(doc: dict, section: str, source: Path) -> int | None:
+    """Optional ``<section>.step_days``: a positive number of days, or absent / null."""
+    value = (doc.get(section) or {}).get("step_days")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise RankerConfigError(f"{source}: {section}.step_days must be a positive integer")
+    return value

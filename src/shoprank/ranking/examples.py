@@ -78,8 +78,13 @@ def examples_at(
     candidates = candidate_frame(generators, queries, k, allowed)
     rows = entity_columns(attach_labels(candidates, labels), catalog, cutoff)
     rows = add_crosses(join_features_by_entity(settings, rows))
-    rows[QUERY] = rows["user_id"].astype(np.int64) + int(cutoff.at.timestamp()) * 10**7
+    rows[QUERY] = query_ids(rows["user_id"], cutoff)
     return CutoffData(cutoff, generators, labels[labels["user_id"].isin(query_users)], rows)
+
+
+def query_ids(user_ids: pd.Series | np.ndarray, cutoff: Cutoff) -> np.ndarray:
+    """One id per (cutoff, user): queries of later cutoffs sort after earlier ones."""
+    return np.asarray(user_ids, dtype=np.int64) + int(cutoff.at.timestamp()) * 10**7
 
 
 def in_stock_mask(catalog: Catalog) -> np.ndarray:
