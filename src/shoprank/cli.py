@@ -210,6 +210,27 @@ def evaluate(
 
 
 @app.command()
+def beauty(
+    ctx: typer.Context,
+    data: Annotated[
+        Path, typer.Option(help="Amazon Beauty folder (sequences.txt, items.csv, attributes).")
+    ] = Path("/work/shared/datasets/amazon_beauty"),
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: reports/).")] = None,
+) -> None:
+    """Our approaches and the two-stage ranker on Amazon Beauty (full-ranking leave-one-out)."""
+    from shoprank.evaluation.beauty import markdown_table, run_beauty, write_reports
+
+    settings = _settings(ctx)
+    for name in ("sequences.txt", "items.csv", "item_attributes.json"):
+        if not (data / name).is_file():
+            raise FileNotFoundError(f"{data / name}: Amazon Beauty file missing")
+    report = run_beauty(data, settings.data_path / "embeddings", log=console.log)
+    json_path, md_path = write_reports(report, out or settings.reports_dir)
+    console.print(markdown_table(report))
+    console.print(f"{report.seconds['total']:.0f} s; reports written to {json_path}, {md_path}")
+
+
+@app.command()
 def pipeline(
     ctx: typer.Context,
     scale: Annotated[str, typer.Option(help="tiny, small or seed.")] = "seed",
