@@ -47,6 +47,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
         "category",
         "content",
         "ranker",
+        "ranker_reranked",
         "ranker_no_context",
         "ranker_no_sequence",
         "oracle",
@@ -144,3 +145,18 @@ def test_evaluated_ranker_is_saved_with_its_metadata(run, tiny_settings, tmp_pat
     np.testing.assert_array_equal(
         load_ranker(tag, home=tmp_path).predict(rows), run.rankers.models["ranker"].predict(rows)
     )
+
+
+def test_reranked_lists_follow_the_business_rules(run, tiny_settings):
+    from shoprank.candidates.data import load_catalog
+
+    catalog = load_catalog(tiny_settings.warehouse_path).frame
+    shown = run.lists["ranker_reranked"][:, :10]
+    leaves = catalog["category_l2"]
+    for row in shown[:300]:
+        items = row[row >= 0]
+        assert catalog.loc[items, "in_stock"].astype(bool).all()
+        assert leaves.loc[items].value_counts().max() <= 3  # rerank.max_per_category
+    # Past the shown ten, the list continues in the ranker's order without repeats
+    full = run.lists["ranker_reranked"][0]
+    assert len(np.unique(full[full >= 0])) == (full >= 0).sum()

@@ -58,6 +58,16 @@ class InteractionLog:
     def __len__(self) -> int:
         return len(self.user_id)
 
+    def before(self, moment: datetime) -> InteractionLog:
+        """The events strictly before ``moment``."""
+        keep = self.event_at < as_datetime64(moment)
+        return InteractionLog(
+            **{
+                name: None if values is None else values[keep]
+                for name, values in vars(self).items()
+            }
+        )
+
     def user_item_matrix(self, n_users: int, n_items: int) -> sp.csr_matrix:
         """Summed event weights, users x items (ids as indices)."""
         return sp.csr_matrix(

@@ -22,7 +22,7 @@ from shoprank.candidates.als import ALS
 from shoprank.candidates.base import CandidateGenerator
 from shoprank.candidates.content import ContentSimilarity, catalog_vectors
 from shoprank.candidates.covisitation import CoVisitation
-from shoprank.candidates.data import Catalog, as_datetime64
+from shoprank.candidates.data import Catalog, InteractionLog, as_datetime64
 from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
 from shoprank.evaluation.metrics import Relevance, evaluate
 from shoprank.evaluation.report import EvaluationResults
@@ -30,9 +30,11 @@ from shoprank.ranking.config import RankerConfig
 from shoprank.ranking.dataset import Cutoff, sample_negatives
 from shoprank.ranking.examples import CutoffData, GeneratorFactory, examples_at, query_ids
 from shoprank.ranking.model import QUERY, RankerModel, train_ranker
+from shoprank.ranking.rerank import RerankConfig
 from shoprank.settings import Settings
 
 LIST_LENGTH = 50
+RERANKED = "ranker_reranked"
 ABLATIONS = {"ranker_no_context": ("context",), "ranker_no_sequence": ("sequence",)}
 
 
@@ -322,6 +324,59 @@ def merge_cutoffs(parts: list[CutoffData]) -> CutoffData:
     return CutoffData(parts[0].cutoff, parts[-1].generators, labels, examples)
 
 
+def reranked_lists(
+    parts: list[CutoffData],
+    model: RankerModel,
+    catalog: Catalog,
+    config: RerankConfig,
+    vectors: np.ndarray | None,
+    log: InteractionLog,
+    tail: np.ndarray,
+) -> np.ndarray:
+    """The lists users would see: ranker scores through the post-ranking stage.
+
+    The first ``config.k`` positions are what the post-ranking stage shows; the rest of the
+    ``LIST_LENGTH`` positions continue in ``tail`` order (the ranker's own lists) so that
+    metrics at 50 stay comparable. At each cutoff, purchases before it decide what was
+    already bought and which leaves are repeat-purchase categories; rows follow
+    :func:`query_table` order.
+    """
+    from shoprank.ranking.rerank import purchased_pairs, repeat_categories, rerank_lists
+
+    blocks = []
+    for part in parts:
+        history = log.before(part.cutoff.at)
+        users = np.sort(part.labels["user_id"].unique())
+        scored = part.examples.assign(score=model.predict(part.examples))
+        repeat = repeat_categories(
+            history, catalog, config.repeat_threshold, config.repeat_min_purchases
+        )
+        blocks.append(
+            rerank_lists(
+                scored,
+                users,
+                catalog,
+                config,
+                now=part.cutoff.at,
+                vectors=vectors,
+                bought=purchased_pairs(history),
+                repeat_cats=repeat,
+            )
+        )
+    return _continue_with(np.vstack(blocks), tail)
+
+
+def _continue_with(head: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """Each row of ``head`` (-1 padded), then the row's ``tail`` items not already in it."""
+    out = np.full((len(head), tail.shape[1]), -1, dtype=np.int64)
+    for row, (first, rest) in enumerate(zip(head, tail, strict=True)):
+        first = first[first >= 0]
+        rest = rest[(rest >= 0) & ~np.isin(rest, first)]
+        merged = np.concatenate([first, rest])[: out.shape[1]]
+        out[row, : len(merged)] = merged
+    return out
+
+
 def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000) -> EvaluationRun:
     """Train the ranker, recommend at every test cutoff with every approach, score them all."""
     from shoprank.candidates.data import load_catalog, load_log
@@ -329,7 +384,8 @@ def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000)
 
     catalog = load_catalog(settings.warehouse_path)
     started = time.perf_counter()
-    make_generators = generator_factory(load_item_vectors(settings, catalog))
+    vectors = load_item_vectors(settings, catalog)
+    make_generators = generator_factory(vectors)
     embed_seconds = round(time.perf_counter() - started, 1)
     rankers = train_rankers(settings, config, catalog, make_generators)
     splits = settings.splits
@@ -345,6 +401,10 @@ def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000)
     for name, model in rankers.models.items():
         scored = test.examples.assign(**{f"{name}_score_": model.predict(test.examples)})
         lists[name] = lists_from_column(scored, ids, f"{name}_score_", False)
+    log = load_log(settings.warehouse_path, splits.data_start, splits.data_end)
+    lists[RERANKED] = reranked_lists(
+        parts, rankers.models["ranker"], catalog, config.rerank, vectors, log, lists["ranker"]
+    )
     allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
     lists["oracle"] = oracle_lists(settings, parts, allowed)
     history = load_log(settings.warehouse_path, splits.data_start, splits.test_start)

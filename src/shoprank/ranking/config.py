@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
 
 from shoprank.ranking.model import RankerParams
+from shoprank.ranking.rerank import RerankConfig
 from shoprank.settings import Splits
 
 
@@ -34,6 +35,7 @@ class RankerConfig:
         evaluation_users: users sampled over the test cutoffs (None = all).
         evaluation_step_days: days between rolling test cutoffs, as for validation.
         params: XGBoost settings.
+        rerank: post-ranking rules, diversity, new-arrival slots and reasons.
     """
 
     feature_service: str
@@ -47,6 +49,7 @@ class RankerConfig:
     params: RankerParams
     validation_step_days: int | None = None
     evaluation_step_days: int | None = None
+    rerank: RerankConfig = field(default_factory=RerankConfig)
 
 
 def _get(doc: dict, path: str, source: Path):
@@ -98,7 +101,23 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         params=RankerParams(**xgb),
         validation_step_days=_step(doc, "validation", path),
         evaluation_step_days=_step(doc, "evaluation", path),
+        rerank=_rerank(doc.get("rerank") or {}, path),
     )
+
+
+def _rerank(section: dict, source: Path) -> RerankConfig:
+    """The optional ``rerank`` section (defaults for absent keys), errors naming the key."""
+    known = {f.name for f in fields(RerankConfig)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise RankerConfigError(f"{source}: rerank.{unknown[0]} is not a known setting")
+    values = dict(section)
+    if "new_arrival_positions" in values:
+        values["new_arrival_positions"] = tuple(values["new_arrival_positions"] or ())
+    try:
+        return RerankConfig(**values)
+    except (TypeError, ValueError) as exc:
+        raise RankerConfigError(f"{source}: {exc}") from exc
 
 
 def _step(doc: dict, section: str, source: Path) -> int | None:

@@ -33,12 +33,22 @@ from shoprank.candidates.data import EVENT_WEIGHTS, Catalog, InteractionLog, as_
 from shoprank.ranking.model import RankerModel
 
 #: Candidate generators, in the order ties between their ranks are broken.
-GENERATORS = ("covisitation", "content", "als", "segment", "trending", "seasonal", "popularity")
+GENERATORS = (
+    "covisitation",
+    "content",
+    "category",
+    "als",
+    "segment",
+    "trending",
+    "seasonal",
+    "popularity",
+)
 NEW_ARRIVAL = "new_arrival"
 #: What each source tells the user.
 SOURCE_PHRASES = {
     "covisitation": "shopped together with items you viewed",
     "content": "similar to items you looked at recently",
+    "category": "popular in categories you like",
     "als": "liked by customers with similar taste",
     "segment": "popular with shoppers like you",
     "trending": "trending now",
