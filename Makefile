@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 demo: setup
 	$(BIN)/shoprank pipeline --scale $(SCALE)
+	BENTOML_DO_NOT_TRACK=true $(BIN)/shoprank evaluate
 
 # Tests run in pipeline order: code, data contracts, model behaviour, real servers
 # (folders that exist; tests/model arrives with the ranker).
