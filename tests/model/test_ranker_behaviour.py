@@ -119,6 +119,9 @@ def test_rolling_test_cutoffs_give_one_list_per_user_and_week(run):
     # A user who shows up in both windows is two queries with two (different) label sets
     twice = queries["user_id"].value_counts()
     assert (twice == 2).any()
+    weeks = [s for s in run.results.segments if s.startswith("week_")]
+    assert weeks == ["week_12_01", "week_12_15"]
+    assert sum(run.results.n_users[w] for w in weeks) == run.results.n_users["all"]
 
 
 def test_feature_importance_plot_is_written(run, tmp_path):

@@ -222,19 +222,29 @@ def segments(
     """Evaluation segments: row indices into ``queries`` and the relevance rows that count.
 
     Cold-start users have no history before the test period (later cutoffs may know their
-    first sessions of it); cold-start products were launched in the test period.
+    first sessions of it); cold-start products were launched in the test period. With
+    rolling cutoffs each cutoff's week is a segment too (``week_MM_DD``): the test month
+    lies in one season, so this is how results split over it (holiday sales, Christmas).
     """
     warm = np.isin(queries["user_id"].to_numpy(), history_users)
     launched = catalog.frame["launched_at"].reindex(labels["product_id"]).to_numpy()
     new_product = launched >= as_datetime64(test_start)
     cold_labels = labels[new_product]
     query_id = queries[QUERY].to_numpy()
-    return {
+    out = {
         "all": (np.arange(len(queries)), labels),
         "warm_users": (np.flatnonzero(warm), labels),
         "cold_users": (np.flatnonzero(~warm), labels),
         "cold_products": (np.flatnonzero(np.isin(query_id, cold_labels[QUERY])), cold_labels),
     }
+    cutoffs = pd.to_datetime(queries["cutoff"])
+    if cutoffs.nunique() > 1:  # by period of the season: one segment per weekly cutoff
+        for cutoff in sorted(cutoffs.unique()):
+            out[f"week_{pd.Timestamp(cutoff):%m_%d}"] = (
+                np.flatnonzero((cutoffs == cutoff).to_numpy()),
+                labels,
+            )
+    return out
 
 
 def score_lists(
