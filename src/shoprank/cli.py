@@ -194,7 +194,7 @@ def evaluate(
     settings = _settings(ctx)
     require_complete_marts(settings)
     ranker_config = load_ranker_config(config, settings.splits)
-    run = run_evaluation(settings, ranker_config, n_boot=n_boot)
+    run = run_evaluation(settings, ranker_config, n_boot=n_boot, log=console.log)
     results = run.results
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)

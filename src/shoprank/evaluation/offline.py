@@ -11,6 +11,7 @@ launched in the test month).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,6 +36,8 @@ from shoprank.settings import Settings
 
 LIST_LENGTH = 50
 RERANKED = "ranker_reranked"
+#: Receives one progress line per stage (None: silent).
+Progress = Callable[[str], None] | None
 ABLATIONS = {"ranker_no_context": ("context",), "ranker_no_sequence": ("sequence",)}
 
 
@@ -107,8 +110,11 @@ def train_rankers(
     config: RankerConfig,
     catalog: Catalog,
     make_generators: GeneratorFactory,
+    log: Progress = None,
 ) -> TrainedRankers:
     """Build training and validation examples, then fit the ranker and its ablations."""
+    say = log or (lambda _: None)
+    say(f"training and validation examples ({len(config.training_cutoffs)} training cutoffs)")
     out = TrainedRankers()
     started = time.perf_counter()
     k = config.candidates_per_generator
@@ -136,6 +142,7 @@ def train_rankers(
     )
     out.seconds["examples"] = round(time.perf_counter() - started, 1)
     for name, dropped in {"ranker": (), **ABLATIONS}.items():
+        say(f"fitting {name}")
         started = time.perf_counter()
         out.models[name] = train_ranker(train, valid, config.params, drop_groups=dropped)
         out.seconds[f"train_{name}"] = round(time.perf_counter() - started, 1)
@@ -387,19 +394,27 @@ def _continue_with(head: np.ndarray, tail: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000) -> EvaluationRun:
-    """Train the ranker, recommend at every test cutoff with every approach, score them all."""
+def run_evaluation(
+    settings: Settings, config: RankerConfig, n_boot: int = 1000, log: Progress = None
+) -> EvaluationRun:
+    """Train the ranker, recommend at every test cutoff with every approach, score them all.
+
+    ``log`` receives one line per stage (the CLI prints them with timestamps).
+    """
+    say = log or (lambda _: None)
     from shoprank.candidates.data import load_catalog, load_log
     from shoprank.ranking.examples import in_stock_mask
 
     catalog = load_catalog(settings.warehouse_path)
     started = time.perf_counter()
+    say("embedding the catalog (cached by content hash)")
     vectors = load_item_vectors(settings, catalog)
     make_generators = generator_factory(vectors)
     embed_seconds = round(time.perf_counter() - started, 1)
-    rankers = train_rankers(settings, config, catalog, make_generators)
+    rankers = train_rankers(settings, config, catalog, make_generators, log)
     splits = settings.splits
     started = time.perf_counter()
+    say("test examples at every rolling cutoff")
     parts = test_cutoffs(settings, config, catalog, make_generators)
     test = merge_cutoffs(parts)
     queries = query_table(parts)
@@ -416,10 +431,12 @@ def run_evaluation(settings: Settings, config: RankerConfig, n_boot: int = 1000)
         parts, rankers.models["ranker"], catalog, config.rerank, vectors, log, lists["ranker"]
     )
     allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
+    say("oracle lists from the generator's latent truth")
     lists["oracle"] = oracle_lists(settings, parts, allowed)
     history = load_log(settings.warehouse_path, splits.data_start, splits.test_start)
     popularity = np.bincount(history.item_id, minlength=catalog.n_items + 1).astype(float)
     rows = segments(queries, np.unique(history.user_id), test.labels, catalog, splits.test_start)
+    say(f"scoring {len(lists)} approaches x {len(rows)} segments ({n_boot} bootstrap resamples)")
     results = score_lists(lists, ids, rows, catalog, popularity, n_boot)
     results.timings.update(rankers.seconds)
     results.timings["embed_catalog"] = embed_seconds
