@@ -343,7 +343,7 @@ def merge_cutoffs(parts: list[CutoffData]) -> CutoffData:
 
 def reranked_lists(
     parts: list[CutoffData],
-    model: RankerModel,
+    scored: pd.DataFrame,
     catalog: Catalog,
     config: RerankConfig,
     vectors: np.ndarray | None,
@@ -352,7 +352,9 @@ def reranked_lists(
 ) -> np.ndarray:
     """The lists users would see: ranker scores through the post-ranking stage.
 
-    The first ``config.k`` positions are what the post-ranking stage shows; the rest of the
+    ``scored`` holds query_id, user_id, product_id and the ranker's ``score`` for every
+    candidate of every part. The first ``config.k`` positions are what the post-ranking
+    stage shows; the rest of the
     ``LIST_LENGTH`` positions continue in ``tail`` order (the ranker's own lists) so that
     metrics at 50 stay comparable. At each cutoff, purchases before it decide what was
     already bought and which leaves are repeat-purchase categories; rows follow
@@ -364,13 +366,13 @@ def reranked_lists(
     for part in parts:
         history = log.before(part.cutoff.at)
         users = np.sort(part.labels["user_id"].unique())
-        scored = part.examples.assign(score=model.predict(part.examples))
+        mine = scored[scored[QUERY].isin(query_ids(users, part.cutoff))]
         repeat = repeat_categories(
             history, catalog, config.repeat_threshold, config.repeat_min_purchases
         )
         blocks.append(
             rerank_lists(
-                scored,
+                mine,
                 users,
                 catalog,
                 config,
@@ -419,16 +421,18 @@ def run_evaluation(
     test = merge_cutoffs(parts)
     queries = query_table(parts)
     ids = queries[QUERY].to_numpy()
+    keys = test.examples[[QUERY, "user_id", "product_id"]]
     lists = {
-        name: lists_from_column(test.examples, ids, f"{name}_rank", True)
+        name: lists_from_column(keys.assign(rank=test.examples[f"{name}_rank"]), ids, "rank", True)
         for name in test.generators
     }
-    for name, model in rankers.models.items():
-        scored = test.examples.assign(**{f"{name}_score_": model.predict(test.examples)})
-        lists[name] = lists_from_column(scored, ids, f"{name}_score_", False)
+    scores = {name: model.predict(test.examples) for name, model in rankers.models.items()}
+    for name, values in scores.items():
+        lists[name] = lists_from_column(keys.assign(score=values), ids, "score", False)
     log = load_log(settings.warehouse_path, splits.data_start, splits.data_end)
+    scored = keys.assign(score=scores["ranker"])
     lists[RERANKED] = reranked_lists(
-        parts, rankers.models["ranker"], catalog, config.rerank, vectors, log, lists["ranker"]
+        parts, scored, catalog, config.rerank, vectors, log, lists["ranker"]
     )
     allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
     say("oracle lists from the generator's latent truth")

@@ -53,9 +53,19 @@ class RankerModel:
             matrix[column] = pd.Categorical(frame[column].astype(object), categories=vocabulary)
         return matrix
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Relevance scores for rows of ``frame`` (higher is better)."""
-        return self.booster.predict(self.matrix(frame))
+    def predict(self, frame: pd.DataFrame, batch_rows: int = 500_000) -> np.ndarray:
+        """Relevance scores for rows of ``frame`` (higher is better).
+
+        Scored ``batch_rows`` at a time, so the feature matrix of a large frame never exists
+        in memory all at once.
+        """
+        if len(frame) <= batch_rows:
+            return self.booster.predict(self.matrix(frame))
+        parts = [
+            self.booster.predict(self.matrix(frame.iloc[start : start + batch_rows]))
+            for start in range(0, len(frame), batch_rows)
+        ]
+        return np.concatenate(parts)
 
     def importance(self, kind: str = "total_gain") -> pd.Series:
         """Feature importances, largest first."""
