@@ -11,6 +11,7 @@ from shoprank.evaluation.beauty import (
     ItemInfo,
     RunConfig,
     run_on_split,
+    shifted_split,
     stage_history,
     transition_matrix,
     union_candidates,
@@ -81,6 +82,15 @@ def test_test_history_appends_the_validation_item():
     assert np.split(history.items, history.indptr[1:-1])[0].tolist() == [1, 2, 3]
     assert np.split(history.items, history.indptr[1:-1])[1].tolist() == [5, 6]
     assert history.recent(np.array([0, 1]), 3).tolist() == [[3, 2, 1], [6, 5, 0]]
+
+
+def test_shifted_split_predicts_the_last_training_item_from_the_items_before():
+    split = loo_split([np.array([1, 2, 3, 4, 5]), np.array([6, 7, 8])], 8)
+    shifted = shifted_split(split)
+    assert shifted.validation_targets.tolist() == [3, 0]
+    assert shifted.train_sequence(0).tolist() == [1, 2]
+    assert shifted.train_sequence(1).tolist() == [6]
+    assert not shifted.test_targets.any()
 
 
 def test_popularity_matches_the_protocol_baseline():
