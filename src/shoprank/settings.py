@@ -89,8 +89,8 @@ class Settings(BaseSettings):
     )
     dask_scheduler: str | None = Field(
         default=None,
-        description="Dask scheduler address (e.g. tcp://10.0.0.5:8786) for train_ranker_dask; "
-        "unset = a two-worker local cluster started for the run.",
+        description="Dask scheduler address (e.g. tcp://10.0.0.5:8786): when set, `shoprank "
+        "evaluate` fits the rankers with xgboost.dask there; unset = in-process XGBoost.",
     )
 
     @field_validator("data_dir", mode="after")

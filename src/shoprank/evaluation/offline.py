@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -141,10 +142,16 @@ def train_rankers(
         ignore_index=True,
     )
     out.seconds["examples"] = round(time.perf_counter() - started, 1)
+    dask = settings.dask_scheduler is not None
+    fit = train_ranker
+    if dask:  # SHOPRANK_DASK_SCHEDULER: the same fit with xgboost.dask on that cluster
+        from shoprank.ranking.distributed import train_ranker_dask
+
+        fit = partial(train_ranker_dask, scheduler=settings.dask_scheduler)
     for name, dropped in {"ranker": (), **ABLATIONS}.items():
-        say(f"fitting {name}")
+        say(f"fitting {name}" + (f" on Dask ({settings.dask_scheduler})" if dask else ""))
         started = time.perf_counter()
-        out.models[name] = train_ranker(train, valid, config.params, drop_groups=dropped)
+        out.models[name] = fit(train, valid, config.params, drop_groups=dropped)
         out.seconds[f"train_{name}"] = round(time.perf_counter() - started, 1)
     return out
 
