@@ -175,3 +175,18 @@ def test_category_affinity_serves_the_users_leaf_and_its_new_arrivals():
     assert stranger[6] > 0
     leaf = generator.leaf_probability(np.array([1, 99]))
     np.testing.assert_allclose(leaf.sum(axis=1), 1.0)
+
+
+def test_category_affinity_starts_new_users_from_their_segments_leaves():
+    users = pd.DataFrame(
+        {"age_band": ["18-24"] * 3 + ["65+"] * 3, "region": ["north"] * 6},
+        index=pd.Index([1, 2, 3, 4, 5, 6], name="user_id"),
+    )
+    rows = [(u, 3, "view", "2025-05-20", f"k{u}") for u in (1, 2)]  # the young browse kites
+    rows += [(u, 1, "view", "2025-05-21", f"m{u}{i}") for u in (4, 5) for i in range(3)]
+    generator = CategoryAffinity(users, ("age_band", "region"), segment_prior_events=1.0)
+    generator.fit(_log(rows), _catalog(), AS_OF)
+    young, old, stranger = generator.score(_queries([3, 6, 99]))
+    assert young[3] > young[1]  # user 3 has no events: their segment's kites come first
+    assert old[1] > old[3]
+    assert stranger[1] > stranger[3]  # no profile: the shop's mix (mugs lead)

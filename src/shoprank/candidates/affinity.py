@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from shoprank.candidates.base import CandidateGenerator
@@ -22,18 +23,32 @@ from shoprank.candidates.popularity import decayed_counts
 
 
 class CategoryAffinity(CandidateGenerator):
-    """P(leaf | user) x P(product | leaf), both estimated from the log before the cutoff."""
+    """P(leaf | user) x P(product | leaf), both estimated from the log before the cutoff.
+
+    With ``users`` (profiles indexed by user_id), a user's prior over leaves is their
+    segment's (e.g. age band x region) leaf mix in season, shrunk towards the shop's with
+    ``segment_prior_events`` pseudo-events: a new user starts from what people like them
+    browse now, and their own events take over as they come.
+    """
 
     name = "category"
 
     def __init__(
         self,
+        users: pd.DataFrame | None = None,
+        segment_columns: tuple[str, ...] = ("age_band", "region"),
+        segment_prior_events: float = 2000.0,
         user_half_life_days: float = 120.0,
         item_half_life_days: float = 14.0,
         prior_events: float = 1.0,
         season_days: int = 28,
         novelty_days: int = 30,
     ):
+        self.users = users
+        self.segment_columns = segment_columns
+        self.segment_prior_events = segment_prior_events
+        self.user_segment = np.full(1, -1, dtype=np.int64)
+        self.segment_prior = np.zeros((0, 1))
         self.user_half_life_days = user_half_life_days
         self.item_half_life_days = item_half_life_days
         self.prior_events = prior_events
@@ -58,6 +73,8 @@ class CategoryAffinity(CandidateGenerator):
         )
         self.leaf_prior = self._leaf_prior(log, as_of, n_leaves)
         self.season = self._season(log, n_leaves)
+        if self.users is not None:
+            self._fit_segments(log, n_leaves)
         self.within = self._within_leaf(log, catalog, as_of, n_leaves)
         return self
 
@@ -68,6 +85,24 @@ class CategoryAffinity(CandidateGenerator):
             self.leaf[log.item_id[recent]], weights=log.weight[recent], minlength=n_leaves
         )
         return (counts + 1.0) / (counts.sum() + n_leaves)
+
+    def _fit_segments(self, log: InteractionLog, n_leaves: int) -> None:
+        """Each segment's leaf mix over the log, in season, shrunk towards the shop's."""
+        keys = self.users[list(self.segment_columns)].astype(str)
+        codes, uniques = pd.MultiIndex.from_frame(keys).factorize()
+        self.user_segment = np.full(int(self.users.index.max()) + 1, -1, dtype=np.int64)
+        self.user_segment[self.users.index.to_numpy()] = codes
+        known = log.user_id < len(self.user_segment)
+        segment = np.where(known, self.user_segment[np.where(known, log.user_id, 0)], -1)
+        mine = segment >= 0
+        flat = np.bincount(
+            segment[mine] * n_leaves + self.leaf[log.item_id[mine]],
+            weights=log.weight[mine],
+            minlength=len(uniques) * n_leaves,
+        )
+        counts = flat.reshape(len(uniques), n_leaves) * self.season[None, :]
+        shrunk = counts + self.segment_prior_events * self.leaf_prior[None, :]
+        self.segment_prior = shrunk / shrunk.sum(axis=1, keepdims=True)
 
     def _season(self, log: InteractionLog, n_leaves: int) -> np.ndarray:
         """Each leaf's recent share over its share of the whole log."""
@@ -93,16 +128,25 @@ class CategoryAffinity(CandidateGenerator):
         return (mass / np.maximum(totals[self.leaf], 1e-12)).astype(np.float32)
 
     def leaf_probability(self, user_ids: np.ndarray) -> np.ndarray:
-        """P(leaf | user) per query (users without history get the season's leaf mix)."""
+        """P(leaf | user) per query (users without history get their prior)."""
         known = user_ids < self.user_leaf.shape[0]
         weights = np.zeros((len(user_ids), self.user_leaf.shape[1]), dtype=np.float64)
         weights[known] = self.user_leaf[user_ids[known]].toarray()
-        totals = weights.sum(axis=1, keepdims=True)
-        prior = self.leaf_prior
-        smoothed = (weights * self.season + self.prior_events * prior) / (
-            (weights * self.season).sum(axis=1, keepdims=True) + self.prior_events
+        prior = self._priors(user_ids)
+        seasonal = weights * self.season
+        return (seasonal + self.prior_events * prior) / (
+            seasonal.sum(axis=1, keepdims=True) + self.prior_events
         )
-        return np.where(totals > 0, smoothed, prior[None, :])
+
+    def _priors(self, user_ids: np.ndarray) -> np.ndarray:
+        """Each user's prior over leaves: their segment's mix, else the shop's season mix."""
+        prior = np.broadcast_to(self.leaf_prior, (len(user_ids), len(self.leaf_prior))).copy()
+        if len(self.segment_prior):
+            known = user_ids < len(self.user_segment)
+            segment = np.full(len(user_ids), -1, dtype=np.int64)
+            segment[known] = self.user_segment[user_ids[known]]
+            prior[segment >= 0] = self.segment_prior[segment[segment >= 0]]
+        return prior
 
     def score(self, queries: Queries) -> np.ndarray:
         """P(leaf of the product | user) x P(product | its leaf)."""

@@ -53,7 +53,7 @@ def default_generators(
         "segment": SegmentPopularity(users),
         "covisitation": CoVisitation(),
         "als": ALS(),
-        "category": CategoryAffinity(),
+        "category": CategoryAffinity(users),
     }
     if item_vectors is not None:
         generators["content"] = ContentSimilarity(item_vectors)
