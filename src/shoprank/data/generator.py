@@ -35,6 +35,7 @@ from shoprank.data import vocab
 from shoprank.data.oracle import (
     US_PER_DAY,
     US_PER_SECOND,
+    ExposureParams,
     FunnelParams,
     ProductTruth,
     UserTruth,
@@ -115,20 +116,6 @@ SCALES: dict[str, ScaleSpec] = {
     "small": ScaleSpec(n_users=10_000, n_products=2_500, n_interactions=100_000),
     "seed": ScaleSpec(n_users=200_000, n_products=50_000, n_interactions=2_000_000),
 }
-
-
-@dataclass(frozen=True)
-class ExposureParams:
-    """Utility of a product being viewed in a session (what gets shown, not what is bought)."""
-
-    affinity: float = 5.0
-    popularity: float = 0.9
-    fav_brand: float = 1.0
-    price: float = 1.0
-    out_of_stock: float = 1.5
-    novelty: float = 2.0
-    novelty_days: float = 30.0
-    anchor_noise: float = 0.35
 
 
 @dataclass(frozen=True)

@@ -417,25 +417,22 @@ class Oracle:
 # Expected graded gain: the exposure model behind views, times the funnel
 @dataclass(frozen=True)
 class ExposureParams:
-    """Coefficients of the generator's view (exposure) model, from meta.json's config."""
+    """Utility of a product being viewed in a session (what gets shown, not what is bought)."""
 
     affinity: float = 5.0
+    popularity: float = 0.9
     fav_brand: float = 1.0
+    price: float = 1.0
+    out_of_stock: float = 1.5
     novelty: float = 2.0
     novelty_days: float = 30.0
-    out_of_stock: float = 1.5
-    popularity: float = 0.9
-    price: float = 1.0
-    sibling_share: float = 0.08
+    anchor_noise: float = 0.35
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ExposureParams:
-        """Build from the generator config stored in meta.json (unknown keys ignored)."""
+    def from_dict(cls, values: dict[str, Any]) -> ExposureParams:
+        """Build from a dict (meta.json's config ``exposure`` block); unknown keys ignored."""
         names = {f.name for f in fields(cls)}
-        values = {k: float(v) for k, v in config.get("exposure", {}).items() if k in names}
-        if "sibling_view_share" in config:
-            values["sibling_share"] = float(config["sibling_view_share"])
-        return cls(**values)
+        return cls(**{k: float(v) for k, v in values.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -455,6 +452,7 @@ class ExposureOracle:
     affinity: np.ndarray
     leaf_l1: np.ndarray
     exposure: ExposureParams
+    sibling_share: float = 0.08
 
     @classmethod
     def load(cls, truth_dir: Path) -> ExposureOracle:
@@ -463,11 +461,13 @@ class ExposureOracle:
         if not (truth_dir / "user_leaf_affinity.npy").is_file():
             raise ValueError(f"truth_dir {truth_dir} has no user_leaf_affinity.npy")
         meta = json.loads((truth_dir / "meta.json").read_text())
+        config = meta.get("config", {})
         return cls(
             oracle=Oracle.load(truth_dir),
             affinity=np.load(truth_dir / "user_leaf_affinity.npy").astype(np.float64),
             leaf_l1=np.asarray(meta["leaf_l1"], dtype=np.int64),
-            exposure=ExposureParams.from_config(meta.get("config", {})),
+            exposure=ExposureParams.from_dict(config.get("exposure", {})),
+            sibling_share=float(config.get("sibling_view_share", 0.08)),
         )
 
     def _leaf_probability(self, u: np.ndarray, t_us: int) -> np.ndarray:
@@ -479,7 +479,7 @@ class ExposureOracle:
         same_l1 = (l1[:, None] == l1[None, :]) & ~np.eye(l1.size, dtype=bool)
         sizes = np.maximum(same_l1.sum(axis=1), 1)
         sibling = intent @ (same_l1 / sizes[:, None])
-        share = self.exposure.sibling_share
+        share = self.sibling_share
         return (1 - share) * intent + share * np.where(sizes[None, :] > 0, sibling, intent)
 
     def expected_gain(self, user_ids: np.ndarray, time: Any) -> np.ndarray:
