@@ -213,14 +213,19 @@ def evaluate(
 def beauty(
     ctx: typer.Context,
     data: Annotated[
-        Path, typer.Option(help="Amazon Beauty folder (sequences.txt, items.csv, attributes).")
-    ] = Path("/work/shared/datasets/amazon_beauty"),
+        Path | None,
+        typer.Option(
+            help="Amazon Beauty folder (sequences.txt, items.csv, attributes); "
+            "default: ../shared/datasets/amazon_beauty beside the project."
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Report folder (default: reports/).")] = None,
 ) -> None:
     """Our approaches and the two-stage ranker on Amazon Beauty (full-ranking leave-one-out)."""
     from shoprank.evaluation.beauty import markdown_table, run_beauty, write_reports
 
     settings = _settings(ctx)
+    data = data or settings.beauty_dir
     for name in ("sequences.txt", "items.csv", "item_attributes.json"):
         if not (data / name).is_file():
             raise FileNotFoundError(f"{data / name}: Amazon Beauty file missing")

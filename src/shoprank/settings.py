@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         """Benchmarks and evaluation outputs."""
         return self.project_root / "reports"
 
+    @property
+    def beauty_dir(self) -> Path:
+        """The team's Amazon Beauty copy: ``shared/datasets/amazon_beauty`` beside the project."""
+        return self.project_root.parent / "shared" / "datasets" / "amazon_beauty"
+
     @cached_property
     def splits(self) -> Splits:
         """Temporal split, read from the vars in ``dbt_project/dbt_project.yml``."""

@@ -20,8 +20,9 @@ from shoprank.evaluation.leave_one_out import (
     popularity_scores,
     target_ranks,
 )
+from shoprank.settings import load_settings
 
-REAL = Path("/work/shared/datasets/amazon_beauty")
+REAL = load_settings().beauty_dir  # shared/datasets/amazon_beauty beside the project
 VALIDATION_START = datetime(2025, 11, 1, tzinfo=UTC)
 TEST_START = datetime(2025, 12, 1, tzinfo=UTC)
 END = datetime(2026, 1, 1, tzinfo=UTC)
@@ -165,7 +166,6 @@ def test_to_raw_rejects_out_of_order_boundaries(beauty_dir, tmp_path):
     assert not (tmp_path / "raw").exists()
 
 
-@pytest.mark.skipif(not (REAL / "sequences.txt").is_file(), reason="Amazon Beauty not present")
 def test_real_file_counts_and_leak_free_popularity_band():
     data = load_beauty(REAL)
     assert (data.n_users, data.n_items, data.n_interactions) == (22363, 12101, 198502)

@@ -120,7 +120,7 @@ def load_beauty(path: Path) -> BeautyData:
     """Load the Amazon Beauty folder (``sequences.txt``, ``items.csv``, ``item_attributes.json``).
 
     Args:
-        path: The data set folder, e.g. ``/work/shared/datasets/amazon_beauty``.
+        path: The data set folder, e.g. ``Settings.beauty_dir``.
 
     Returns:
         The sequences in CSR layout plus the item table and attributes.
