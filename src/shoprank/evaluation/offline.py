@@ -118,7 +118,6 @@ def train_rankers(
     say(f"training and validation examples ({len(config.training_cutoffs)} training cutoffs)")
     out = TrainedRankers()
     started = time.perf_counter()
-    k = config.candidates_per_generator
     train = pd.concat(
         [
             _training_examples(settings, config, c, i, catalog, make_generators)
@@ -127,17 +126,16 @@ def train_rankers(
         ignore_index=True,
     )
     splits = settings.splits
-    cutoffs = rolling_cutoffs(
-        splits.validation_start, splits.test_start, config.validation_step_days
+    period = (
+        splits.validation_start,
+        splits.test_start,
+        config.validation_step_days,
+        config.validation_users,
     )
-    n_users = config.validation_users
-    per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
     valid = pd.concat(
         [
-            examples_at(
-                settings, c, make_generators, k, per_cutoff, seed=99 + i, catalog=catalog
-            ).examples
-            for i, c in enumerate(cutoffs)
+            part.examples
+            for part in rolling_examples(settings, config, catalog, make_generators, period, 99)
         ],
         ignore_index=True,
     )
@@ -313,16 +311,20 @@ class EvaluationRun:
     lists: dict[str, np.ndarray]
 
 
-def test_cutoffs(
+def rolling_examples(
     settings: Settings,
     config: RankerConfig,
     catalog: Catalog,
     make_generators: GeneratorFactory,
+    period: tuple[datetime, datetime, int | None, int | None],
+    seed: int,
 ) -> list[CutoffData]:
-    """Examples at every rolling cutoff of the test period, the users split between them."""
-    splits = settings.splits
-    cutoffs = rolling_cutoffs(splits.test_start, splits.data_end, config.evaluation_step_days)
-    n_users = config.evaluation_users
+    """Examples at every rolling cutoff of a period, its users split between the cutoffs.
+
+    ``period`` is (start, end, step_days, users); see :func:`rolling_cutoffs`.
+    """
+    start, end, step_days, n_users = period
+    cutoffs = rolling_cutoffs(start, end, step_days)
     per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
     return [
         examples_at(
@@ -331,7 +333,7 @@ def test_cutoffs(
             make_generators,
             config.candidates_per_generator,
             per_cutoff,
-            seed=7 + i,
+            seed=seed + i,
             catalog=catalog,
         )
         for i, cutoff in enumerate(cutoffs)
@@ -424,7 +426,13 @@ def run_evaluation(
     splits = settings.splits
     started = time.perf_counter()
     say("test examples at every rolling cutoff")
-    parts = test_cutoffs(settings, config, catalog, make_generators)
+    period = (
+        splits.test_start,
+        splits.data_end,
+        config.evaluation_step_days,
+        config.evaluation_users,
+    )
+    parts = rolling_examples(settings, config, catalog, make_generators, period, seed=7)
     test = merge_cutoffs(parts)
     queries = query_table(parts)
     ids = queries[QUERY].to_numpy()
