@@ -203,7 +203,7 @@ def oracle_lists(
     oracle = ExposureOracle.load(settings.truth_dir)
     blocks = []
     for part, mask in zip(parts, allowed, strict=True):
-        users = np.sort(part.labels["user_id"].unique())
+        users = part_users(part)
         when = as_datetime64(part.cutoff.at)
         for start in range(0, len(users), batch_size):
             gain = oracle.expected_gain(users[start : start + batch_size], when)
@@ -213,10 +213,15 @@ def oracle_lists(
     return np.vstack(blocks)
 
 
+def part_users(part: CutoffData) -> np.ndarray:
+    """The users queried at one cutoff, sorted: the row order of that cutoff's lists."""
+    return np.sort(part.labels["user_id"].unique())
+
+
 def query_table(parts: list[CutoffData]) -> pd.DataFrame:
     """One row per (cutoff, user) query, sorted by query id: query_id, user_id, cutoff."""
     frames = [
-        pd.DataFrame({"user_id": np.sort(p.labels["user_id"].unique())}).assign(
+        pd.DataFrame({"user_id": part_users(p)}).assign(
             query_id=lambda f, p=p: query_ids(f["user_id"], p.cutoff), cutoff=p.cutoff.at
         )
         for p in parts
@@ -363,18 +368,17 @@ def reranked_lists(
 
     ``scored`` holds query_id, user_id, product_id and the ranker's ``score`` for every
     candidate of every part. The first ``config.k`` positions are what the post-ranking
-    stage shows; the rest of the
-    ``LIST_LENGTH`` positions continue in ``tail`` order (the ranker's own lists) so that
-    metrics at 50 stay comparable. At each cutoff, purchases before it decide what was
-    already bought and which leaves are repeat-purchase categories; rows follow
-    :func:`query_table` order.
+    stage shows; the rest of the ``LIST_LENGTH`` positions continue in ``tail`` order (the
+    ranker's own lists) so that metrics at 50 stay comparable. At each cutoff, purchases
+    before it decide what was already bought and which leaves are repeat-purchase
+    categories; rows follow :func:`query_table` order.
     """
     from shoprank.ranking.rerank import purchased_pairs, repeat_categories, rerank_lists
 
     blocks = []
     for part in parts:
         history = log.before(part.cutoff.at)
-        users = np.sort(part.labels["user_id"].unique())
+        users = part_users(part)
         mine = scored[scored[QUERY].isin(query_ids(users, part.cutoff))]
         repeat = repeat_categories(
             history, catalog, config.repeat_threshold, config.repeat_min_purchases
@@ -444,15 +448,15 @@ def run_evaluation(
     scores = {name: model.predict(test.examples) for name, model in rankers.models.items()}
     for name, values in scores.items():
         lists[name] = lists_from_column(keys.assign(score=values), ids, "score", False)
-    log = load_log(settings.warehouse_path, splits.data_start, splits.data_end)
+    events = load_log(settings.warehouse_path, splits.data_start, splits.data_end)
     scored = keys.assign(score=scores["ranker"])
     lists[RERANKED] = reranked_lists(
-        parts, scored, catalog, config.rerank, vectors, log, lists["ranker"]
+        parts, scored, catalog, config.rerank, vectors, events, lists["ranker"]
     )
     allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
     say("oracle lists from the generator's latent truth")
     lists["oracle"] = oracle_lists(settings, parts, allowed)
-    history = load_log(settings.warehouse_path, splits.data_start, splits.test_start)
+    history = events.before(splits.test_start)
     popularity = np.bincount(history.item_id, minlength=catalog.n_items + 1).astype(float)
     rows = segments(queries, np.unique(history.user_id), test.labels, catalog, splits.test_start)
     say(f"scoring {len(lists)} approaches x {len(rows)} segments ({n_boot} bootstrap resamples)")
