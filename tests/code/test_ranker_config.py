@@ -47,3 +47,21 @@ def test_rolling_step_days_are_optional_and_checked(tmp_path):
     bad = text.replace("  step_days: 7\n", "  step_days: -3\n")
     with pytest.raises(RankerConfigError, match="evaluation.step_days must be a positive"):
         load_ranker_config(_write(tmp_path, bad), load_settings().splits)
+
+
+def test_validation_negatives_are_optional_and_checked(tmp_path):
+    text = (ROOT / "models/ranker_v1.yaml").read_text()
+    config = load_ranker_config(_write(tmp_path, text), load_settings().splits)
+    assert config.validation_negatives_per_query == 200
+    unset = text.replace("  negatives_per_query: 200\n", "")
+    assert (
+        load_ranker_config(
+            _write(tmp_path, unset), load_settings().splits
+        ).validation_negatives_per_query
+        is None
+    )
+    bad = text.replace("  negatives_per_query: 200\n", "  negatives_per_query: many\n")
+    with pytest.raises(
+        RankerConfigError, match="validation.negatives_per_query must be a positive"
+    ):
+        load_ranker_config(_write(tmp_path, bad), load_settings().splits)

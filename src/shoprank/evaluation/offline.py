@@ -29,7 +29,7 @@ from shoprank.candidates.popularity import Popularity, SeasonalPopularity, Segme
 from shoprank.evaluation.metrics import Relevance, evaluate
 from shoprank.evaluation.report import EvaluationResults
 from shoprank.ranking.config import RankerConfig
-from shoprank.ranking.dataset import Cutoff, sample_negatives
+from shoprank.ranking.dataset import Cutoff
 from shoprank.ranking.examples import CutoffData, GeneratorFactory, examples_at, query_ids
 from shoprank.ranking.model import QUERY, RankerModel, train_ranker
 from shoprank.ranking.rerank import RerankConfig
@@ -102,8 +102,9 @@ def _training_examples(
         config.users_per_cutoff,
         seed=seed,
         catalog=catalog,
+        negatives_per_query=config.negatives_per_query,
     )
-    return sample_negatives(data.examples, config.negatives_per_query, seed=seed)
+    return data.examples
 
 
 def train_rankers(
@@ -132,13 +133,16 @@ def train_rankers(
         config.validation_step_days,
         config.validation_users,
     )
-    valid = pd.concat(
-        [
-            part.examples
-            for part in rolling_examples(settings, config, catalog, make_generators, period, 99)
-        ],
-        ignore_index=True,
+    parts = rolling_examples(
+        settings,
+        config,
+        catalog,
+        make_generators,
+        period,
+        99,
+        negatives_per_query=config.validation_negatives_per_query,
     )
+    valid = pd.concat([part.examples for part in parts], ignore_index=True)
     out.seconds["examples"] = round(time.perf_counter() - started, 1)
     dask = settings.dask_scheduler is not None
     fit = train_ranker
@@ -323,10 +327,13 @@ def rolling_examples(
     make_generators: GeneratorFactory,
     period: tuple[datetime, datetime, int | None, int | None],
     seed: int,
+    negatives_per_query: int | None = None,
 ) -> list[CutoffData]:
     """Examples at every rolling cutoff of a period, its users split between the cutoffs.
 
-    ``period`` is (start, end, step_days, users); see :func:`rolling_cutoffs`.
+    ``period`` is (start, end, step_days, users); see :func:`rolling_cutoffs`. With
+    ``negatives_per_query`` the candidates are subsampled (validation for early stopping;
+    test lists always rank every candidate).
     """
     start, end, step_days, n_users = period
     cutoffs = rolling_cutoffs(start, end, step_days)
@@ -340,6 +347,7 @@ def rolling_examples(
             per_cutoff,
             seed=seed + i,
             catalog=catalog,
+            negatives_per_query=negatives_per_query,
         )
         for i, cutoff in enumerate(cutoffs)
     ]

@@ -49,8 +49,14 @@ def split_window(splits: Splits, split: Split) -> tuple[datetime, datetime]:
 
 
 def calendar_key(timestamps: pd.Series) -> pd.Series:
-    """The ``day`` entity key (ISO date, UTC) for timestamps; serving uses the same function."""
-    return pd.to_datetime(timestamps, utc=True).dt.strftime("%Y-%m-%d")
+    """The ``day`` entity key (ISO date, UTC) for timestamps; serving uses the same function.
+
+    Formatted once per distinct day: ranking rows repeat a few cutoffs millions of times.
+    """
+    days = pd.to_datetime(timestamps, utc=True).dt.floor("D")
+    codes, uniques = pd.factorize(days)
+    text = np.append(uniques.strftime("%Y-%m-%d").to_numpy(dtype=object), None)
+    return pd.Series(text[codes], index=timestamps.index, dtype=object)
 
 
 _POSITIVES_SQL = """
@@ -178,12 +184,16 @@ def join_features_by_entity(settings: Settings, rows: pd.DataFrame) -> pd.DataFr
     from shoprank.features.store import open_store
 
     store = open_store(settings)
-    out = rows.copy()
+    parts = [rows]
     for keys, refs in service_views(settings).items():
-        entity = rows[[*keys, "event_timestamp"]].drop_duplicates().reset_index(drop=True)
+        on = [*keys, "event_timestamp"]
+        entity = rows[on].drop_duplicates().reset_index(drop=True)
         joined = store.get_historical_features(
             entity_df=entity, features=refs, full_feature_names=True
         ).to_df()
         joined["event_timestamp"] = pd.to_datetime(joined["event_timestamp"], utc=True)
-        out = out.merge(joined, on=[*keys, "event_timestamp"], how="left")
-    return out
+        joined = joined.drop_duplicates(on).set_index(on)
+        # Aligned by key, then concatenated once: repeated merges copy every column each time.
+        aligned = joined.reindex(pd.MultiIndex.from_frame(rows[on]))
+        parts.append(aligned.reset_index(drop=True).set_axis(rows.index))
+    return pd.concat(parts, axis=1)

@@ -34,6 +34,9 @@ class RankerConfig:
             at the start of the validation period, labelled over all of it).
         evaluation_users: users sampled over the test cutoffs (None = all).
         evaluation_step_days: days between rolling test cutoffs, as for validation.
+        validation_negatives_per_query: unlabelled candidates kept per validation query
+            (None = all). Early stopping evaluates NDCG on the validation rows every
+            boosting round, so their number sets most of the fit time.
         params: XGBoost settings.
         rerank: post-ranking rules, diversity, new-arrival slots and reasons.
     """
@@ -49,6 +52,7 @@ class RankerConfig:
     params: RankerParams
     validation_step_days: int | None = None
     evaluation_step_days: int | None = None
+    validation_negatives_per_query: int | None = None
     rerank: RerankConfig = field(default_factory=RerankConfig)
 
 
@@ -101,6 +105,9 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         params=RankerParams(**xgb),
         validation_step_days=_step(doc, "validation", path),
         evaluation_step_days=_step(doc, "evaluation", path),
+        validation_negatives_per_query=_optional_count(
+            doc, "validation", "negatives_per_query", path
+        ),
         rerank=_rerank(doc.get("rerank") or {}, path),
     )
 
@@ -122,9 +129,14 @@ def _rerank(section: dict, source: Path) -> RerankConfig:
 
 def _step(doc: dict, section: str, source: Path) -> int | None:
     """Optional ``<section>.step_days``: a positive number of days, or absent / null."""
-    value = (doc.get(section) or {}).get("step_days")
+    return _optional_count(doc, section, "step_days", source)
+
+
+def _optional_count(doc: dict, section: str, key: str, source: Path) -> int | None:
+    """Optional ``<section>.<key>``: a positive integer, or absent / null."""
+    value = (doc.get(section) or {}).get(key)
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise RankerConfigError(f"{source}: {section}.step_days must be a positive integer")
+        raise RankerConfigError(f"{source}: {section}.{key} must be a positive integer")
     return value

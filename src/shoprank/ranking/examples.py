@@ -19,6 +19,7 @@ from shoprank.ranking.dataset import (
     candidate_frame,
     entity_columns,
     label_frame,
+    sample_negatives,
 )
 from shoprank.ranking.features import add_crosses
 from shoprank.ranking.model import QUERY
@@ -62,8 +63,14 @@ def examples_at(
     n_users: int | None = None,
     seed: int = 0,
     catalog: Catalog | None = None,
+    negatives_per_query: int | None = None,
 ) -> CutoffData:
-    """Fit generators before the cutoff and build labelled candidate rows with features."""
+    """Fit generators before the cutoff and build labelled candidate rows with features.
+
+    With ``negatives_per_query`` (training) the candidates are subsampled by
+    :func:`sample_negatives` before Feast joins their features, which then touches a
+    fraction of the rows; without it (validation, test) every candidate is kept.
+    """
     catalog = catalog or load_catalog(settings.warehouse_path)
     users = load_users(settings)
     history = load_log(settings.warehouse_path, settings.splits.data_start, cutoff.at)
@@ -76,9 +83,12 @@ def examples_at(
     queries = build_queries(history, users, query_users, cutoff)
     allowed = catalog.launched_mask(_as_datetime(cutoff.end)) & in_stock_mask(catalog)
     candidates = candidate_frame(generators, queries, k, allowed)
-    rows = entity_columns(attach_labels(candidates, labels), catalog, cutoff)
+    candidates = attach_labels(candidates, labels)
+    candidates[QUERY] = query_ids(candidates["user_id"], cutoff)
+    if negatives_per_query is not None:
+        candidates = sample_negatives(candidates, negatives_per_query, seed=seed)
+    rows = entity_columns(candidates, catalog, cutoff)
     rows = add_crosses(join_features_by_entity(settings, rows))
-    rows[QUERY] = query_ids(rows["user_id"], cutoff)
     return CutoffData(cutoff, generators, labels[labels["user_id"].isin(query_users)], rows)
 
 
