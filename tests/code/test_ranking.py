@@ -178,3 +178,31 @@ def test_rolling_cutoffs_tile_the_period_without_gaps():
     assert weekly[-1].end == np.datetime64("2026-01-01T00:00:00")
     assert rolling_cutoffs(start, end, None) == [Cutoff(start, 31)]
     assert [c.horizon_days for c in rolling_cutoffs(start, end, 10)] == [10, 10, 11]
+
+
+def test_cold_user_segments_split_on_events_before_each_cutoff():
+    from shoprank.candidates.data import Catalog
+    from shoprank.evaluation.offline import segments
+
+    dec1, dec8 = datetime(2025, 12, 1, tzinfo=UTC), datetime(2025, 12, 8, tzinfo=UTC)
+    queries = pd.DataFrame(
+        {
+            "user_id": [1, 2, 3, 3, 4],
+            "query_id": [11, 12, 13, 23, 24],
+            "cutoff": [dec1, dec1, dec1, dec8, dec8],
+        }
+    )
+    first_event = pd.Series(
+        pd.to_datetime(["2025-06-01", "2025-12-03", "2025-12-02"]).to_numpy(),
+        index=[1, 2, 3],
+    )  # user 4 has no event at all
+    labels = pd.DataFrame({"query_id": [11], "user_id": [1], "product_id": [1], "label": [1]})
+    catalog = Catalog(
+        pd.DataFrame({"launched_at": pd.to_datetime(["2025-01-01"])}, index=pd.Index([1]))
+    )
+    rows = segments(queries, first_event, labels, catalog, dec1)
+    assert list(rows["warm_users"][0]) == [0]
+    assert list(rows["cold_users"][0]) == [1, 2, 3, 4]
+    # user 3 is unknown on 1 December and has a first session by the 8th
+    assert list(rows["cold_users_no_events"][0]) == [1, 2, 4]
+    assert list(rows["cold_users_first_sessions"][0]) == [3]

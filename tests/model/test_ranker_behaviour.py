@@ -53,7 +53,12 @@ def test_evaluation_covers_every_approach_and_segment(run):
         "oracle",
     }
     assert set(results.approaches) == expected
-    assert {"all", "warm_users", "cold_users"} <= set(results.segments)
+    assert {"all", "warm_users", "cold_users", "cold_users_no_events"} <= set(results.segments)
+    n = results.n_users
+    assert n["warm_users"] + n["cold_users"] == n["all"]
+    # cold users: nothing known at the cutoff, or first sessions in the test month before it
+    cold_parts = n["cold_users_no_events"] + n.get("cold_users_first_sessions", 0)
+    assert n["cold_users"] == cold_parts
     ndcg = results.get("ranker", "all", "ndcg@10")
     assert ndcg["ci_low"] <= ndcg["value"] <= ndcg["ci_high"]
 

@@ -1,11 +1,12 @@
 """``shoprank evaluate``: every approach, side by side, on the test month.
 
-Generators and the ranker recommend at the test cutoff (the start of the test split) from
-what was known then; relevance is what each user did in the test month (graded). Lists are
+Generators and the ranker recommend at rolling cutoffs through the test month from what
+was known at each; relevance is what each user did in the week after it (graded). Lists are
 ranked over the full catalog (generators) or over the union of candidates (the ranker); no
-sampled negatives. Segments: all users, warm users (with history before the cutoff),
-cold-start users (none), and cold-start products (relevance restricted to products
-launched in the test month).
+sampled negatives. Segments: all users, warm users (with history before the test month),
+cold-start users (none), split into those with no event before the cutoff and those with
+first sessions in the test month, cold-start products (relevance restricted to products
+launched in the test month) and one segment per weekly cutoff (see :func:`segments`).
 """
 
 from __future__ import annotations
@@ -235,19 +236,27 @@ def query_table(parts: list[CutoffData]) -> pd.DataFrame:
 
 def segments(
     queries: pd.DataFrame,
-    history_users: np.ndarray,
+    first_event: pd.Series,
     labels: pd.DataFrame,
     catalog: Catalog,
     test_start: datetime,
 ) -> dict[str, tuple[np.ndarray, pd.DataFrame]]:
     """Evaluation segments: row indices into ``queries`` and the relevance rows that count.
 
-    Cold-start users have no history before the test period (later cutoffs may know their
-    first sessions of it); cold-start products were launched in the test period. With
-    rolling cutoffs each cutoff's week is a segment too (``week_MM_DD``): the test month
-    lies in one season, so this is how results split over it (holiday sales, Christmas).
+    ``first_event`` is each user's first event (naive UTC, indexed by user_id). Cold-start
+    users have no history before the test period; they split into those with no event
+    before their query's cutoff at all (``cold_users_no_events``: only their profile is
+    known) and those whose first sessions fall in the test period before it
+    (``cold_users_first_sessions``). Cold-start products were launched in the test period.
+    With rolling cutoffs each cutoff's week is a segment too (``week_MM_DD``): the test
+    month lies in one season, so this is how results split over it (holiday sales,
+    Christmas).
     """
-    warm = np.isin(queries["user_id"].to_numpy(), history_users)
+    first = first_event.reindex(queries["user_id"]).to_numpy(dtype="datetime64[us]")
+    cutoff = pd.to_datetime(queries["cutoff"], utc=True).dt.tz_localize(None)
+    known = ~np.isnat(first)
+    warm = known & (first < as_datetime64(test_start))
+    seen = known & (first < cutoff.to_numpy(dtype="datetime64[us]"))
     launched = catalog.frame["launched_at"].reindex(labels["product_id"]).to_numpy()
     new_product = launched >= as_datetime64(test_start)
     cold_labels = labels[new_product]
@@ -256,6 +265,8 @@ def segments(
         "all": (np.arange(len(queries)), labels),
         "warm_users": (np.flatnonzero(warm), labels),
         "cold_users": (np.flatnonzero(~warm), labels),
+        "cold_users_no_events": (np.flatnonzero(~seen), labels),
+        "cold_users_first_sessions": (np.flatnonzero(~warm & seen), labels),
         "cold_products": (np.flatnonzero(np.isin(query_id, cold_labels[QUERY])), cold_labels),
     }
     cutoffs = pd.to_datetime(queries["cutoff"])
@@ -466,7 +477,8 @@ def run_evaluation(
     lists["oracle"] = oracle_lists(settings, parts, allowed)
     history = events.before(splits.test_start)
     popularity = np.bincount(history.item_id, minlength=catalog.n_items + 1).astype(float)
-    rows = segments(queries, np.unique(history.user_id), test.labels, catalog, splits.test_start)
+    first_event = pd.Series(events.event_at).groupby(events.user_id).min()
+    rows = segments(queries, first_event, test.labels, catalog, splits.test_start)
     say(f"scoring {len(lists)} approaches x {len(rows)} segments ({n_boot} bootstrap resamples)")
     results = score_lists(lists, ids, rows, catalog, popularity, n_boot)
     results.timings.update(rankers.seconds)
