@@ -37,7 +37,7 @@ def results() -> EvaluationResults:
 def test_json_round_trip(results: EvaluationResults, tmp_path: Path) -> None:
     path = results.to_json(tmp_path / "reports" / "evaluation.json")
     payload = json.loads(path.read_text())
-    assert set(payload) == {"results", "meta"}
+    assert set(payload) == {"results", "comparisons", "meta"}
     assert payload["results"]["als"]["all"]["ndcg@10"] == _ci(0.2, 0.01)
     assert payload["results"]["als"]["cold"]["mrr"]["value"] is None  # NaN -> null
     assert payload["meta"] == {
@@ -98,3 +98,51 @@ def test_non_overlapping(results: EvaluationResults) -> None:
     assert not non_overlapping(results, "als", "als", "cold", "mrr")  # NaN never separates
     with pytest.raises(KeyError):
         non_overlapping(results, "als", "popularity", "cold", "mrr")
+
+
+def test_paired_comparisons_round_trip_and_table(
+    results: EvaluationResults, tmp_path: Path
+) -> None:
+    results.add_comparison("als", "popularity", "all", "ndcg@10", _ci(0.1, 0.004))
+    back = EvaluationResults.from_json(results.to_json(tmp_path / "evaluation.json"))
+    assert back.comparisons == {"als": {"all": {"popularity": {"ndcg@10": _ci(0.1, 0.004)}}}}
+    text = write_markdown(back, tmp_path / "eval.md")
+    assert "Paired differences: `als` minus each approach" in text
+    # +0.1 over popularity's 0.10 is +100%
+    assert "| all | popularity | ndcg@10 | 0.1000 [0.0960, 0.1040] | +100.0% |" in text
+
+
+def test_paired_interval_excludes_zero_where_marginal_intervals_overlap() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from shoprank.evaluation.metrics import Relevance, bootstrap_ci, ndcg_at_k
+    from shoprank.evaluation.offline import paired_differences
+
+    rng = np.random.default_rng(0)
+    n = 400
+    relevant = rng.integers(1, 60, size=n)
+    relevance = Relevance.from_frame(
+        pd.DataFrame({"user_id": np.arange(n), "item_id": relevant, "grade": 1}), np.arange(n)
+    )
+    other = np.full((n, 50), -1)
+    other[:, 1] = np.where(rng.random(n) < 0.3, relevant, 99)  # hit at position 2, 30%
+    ranker = other.copy()
+    # the ranker also finds 5% of the other's misses, at the top
+    lucky = (rng.random(n) < 0.05) & (other[:, 1] != relevant)
+    ranker[:, 0] = np.where(lucky, relevant, 98)
+    rows = np.arange(n)
+    found = {
+        (name, metric): ci
+        for name, metric, ci in paired_differences(
+            {"ranker": ranker, "other": other, "same": ranker.copy()}, rows, relevance, 500
+        )
+    }
+    better = found[("other", "ndcg@10")]
+    assert better["ci_low"] > 0
+    marginal = {
+        name: bootstrap_ci(ndcg_at_k(recs, relevance, 10), 500)
+        for name, recs in {"ranker": ranker, "other": other}.items()
+    }
+    assert marginal["ranker"][1] < marginal["other"][2]  # the plain intervals overlap
+    assert found[("same", "ndcg@10")] == {"value": 0.0, "ci_low": 0.0, "ci_high": 0.0}

@@ -38,6 +38,8 @@ from shoprank.settings import Settings
 
 LIST_LENGTH = 50
 RERANKED = "ranker_reranked"
+#: The approach every other one is compared with, query by query.
+REFERENCE = "ranker"
 #: Receives one progress line per stage (None: silent).
 Progress = Callable[[str], None] | None
 ABLATIONS = {"ranker_no_context": ("context",), "ranker_no_sequence": ("sequence",)}
@@ -287,7 +289,11 @@ def score_lists(
     item_popularity: np.ndarray,
     n_boot: int,
 ) -> EvaluationResults:
-    """Every metric with its bootstrap CI, per approach and segment (``users``: query ids)."""
+    """Every metric with its bootstrap CI, per approach and segment (``users``: query ids).
+
+    The ranker is also compared with every other approach query by query
+    (:func:`paired_differences`).
+    """
     results = EvaluationResults()
     categories = catalog.codes("category_l2")
     for segment, (rows, labels) in segment_rows.items():
@@ -313,7 +319,36 @@ def score_lists(
                     n_boot=n_boot,
                 ),
             )
+        if REFERENCE in lists:
+            for other, metric, ci in paired_differences(lists, rows, relevance, n_boot):
+                results.add_comparison(REFERENCE, other, segment, metric, ci)
     return results
+
+
+def paired_differences(
+    lists: dict[str, np.ndarray], rows: np.ndarray, relevance: Relevance, n_boot: int
+):
+    """The ranker minus each other approach, per query, with a bootstrap 95% interval.
+
+    Yields ``(approach, metric, {"value", "ci_low", "ci_high"})`` for NDCG@10 and Recall@50.
+    Both lists are scored on the same queries and every resample takes the same queries for
+    both, so the interval is that of the difference itself: it excludes 0 when the ranker
+    is better on these queries beyond resampling noise, even where the two marginal
+    intervals overlap.
+    """
+    from shoprank.evaluation.metrics import bootstrap_ci, ndcg_at_k, recall_at_k
+
+    per_query = {
+        "ndcg@10": lambda recs: ndcg_at_k(recs, relevance, 10),
+        "recall@50": lambda recs: recall_at_k(recs, relevance, 50),
+    }
+    for metric, score in per_query.items():
+        mine = score(lists[REFERENCE][rows])
+        for other, recs in lists.items():
+            if other == REFERENCE:
+                continue
+            mean, low, high = bootstrap_ci(mine - score(recs[rows]), n_boot)
+            yield other, metric, {"value": mean, "ci_low": low, "ci_high": high}
 
 
 @dataclass

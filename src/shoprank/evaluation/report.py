@@ -2,8 +2,10 @@
 
 The results nest approach -> segment -> metric -> ``{"value", "ci_low", "ci_high"}`` (the
 output of :func:`shoprank.evaluation.metrics.evaluate` for one approach on one segment).
-``reports/evaluation.json`` holds that nesting under ``"results"`` and the metadata under
-``"meta"`` (``n_users`` per segment, ``timings`` in seconds, and any extra keys).
+``reports/evaluation.json`` holds that nesting under ``"results"``, paired differences under
+``"comparisons"`` (reference approach -> segment -> other approach -> metric -> interval of
+the per-query difference, reference minus other) and the metadata under ``"meta"``
+(``n_users`` per segment, ``timings`` in seconds, and any extra keys).
 """
 
 from __future__ import annotations
@@ -45,12 +47,25 @@ class EvaluationResults:
         n_users: Number of evaluated users per segment.
         timings: Wall seconds per named step (e.g. ``"als.recommend"``).
         meta: Any other JSON-ready metadata (seed, n_boot, data window...).
+        comparisons: reference -> segment -> other -> metric -> interval of the mean
+            per-query difference (reference minus other) over the same queries. Paired
+            intervals are much narrower than the gap between two marginal intervals.
     """
 
     results: dict[str, dict[str, dict[str, MetricCI]]] = field(default_factory=dict)
     n_users: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    comparisons: dict[str, dict[str, dict[str, dict[str, MetricCI]]]] = field(default_factory=dict)
+
+    def add_comparison(
+        self, reference: str, other: str, segment: str, metric: str, ci: Mapping[str, float]
+    ) -> None:
+        """Store the paired difference ``reference - other`` of one metric on one segment."""
+        by_other = self.comparisons.setdefault(reference, {}).setdefault(segment, {})
+        by_other.setdefault(other, {})[metric] = {
+            key: float(ci[key]) for key in ("value", "ci_low", "ci_high")
+        }
 
     def add(self, approach: str, segment: str, metrics: Mapping[str, Mapping[str, float]]) -> None:
         """Store (or replace) the metrics of one approach on one segment."""
@@ -79,7 +94,11 @@ class EvaluationResults:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: ``{"results": ..., "meta": ...}``, NaN written as null."""
         meta = {"n_users": dict(self.n_users), "timings": dict(self.timings), **self.meta}
-        return {"results": _nan_to_none(self.results), "meta": _nan_to_none(meta)}
+        return {
+            "results": _nan_to_none(self.results),
+            "comparisons": _nan_to_none(self.comparisons),
+            "meta": _nan_to_none(meta),
+        }
 
     def to_json(self, path: Path | str) -> Path:
         """Write the results as JSON (parent folders are created); returns the path."""
@@ -101,6 +120,11 @@ class EvaluationResults:
         for approach, by_segment in payload.get("results", {}).items():
             for segment, metrics in by_segment.items():
                 results.add(approach, segment, _none_to_nan(metrics))
+        for reference, by_segment in payload.get("comparisons", {}).items():
+            for segment, by_other in by_segment.items():
+                for other, metrics in by_other.items():
+                    for metric, ci in _none_to_nan(metrics).items():
+                        results.add_comparison(reference, other, segment, metric, ci)
         return results
 
 
@@ -196,11 +220,40 @@ def write_markdown(
         users = results.n_users.get(name)
         title = f"### Segment `{name}`" + (f" ({users:,} users)" if users is not None else "")
         parts.append(f"{title}\n\n{segment_table(results, name, metrics)}\n")
+    for reference in results.comparisons:
+        parts.append(comparison_table(results, reference, segments) + "\n")
     text = "\n".join(parts)
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     return text
+
+
+def comparison_table(
+    results: EvaluationResults, reference: str, segments: Sequence[str] | None = None
+) -> str:
+    """Markdown table of paired differences: ``reference`` minus each approach, per segment.
+
+    One row per (segment, other approach, metric): the mean per-query difference with its
+    bootstrap 95% interval, and the relative difference against the other approach's value.
+    """
+    by_segment = results.comparisons.get(reference, {})
+    wanted = [s for s in (segments or list(by_segment)) if s in by_segment]
+    lines = [
+        f"### Paired differences: `{reference}` minus each approach (same queries)",
+        "",
+        "| segment | approach | metric | difference [95% CI] | relative |",
+        "|---|---|---|---|---|",
+    ]
+    for segment in wanted:
+        for other, metrics in by_segment[segment].items():
+            for metric, ci in metrics.items():
+                base = results.get(other, segment, metric)
+                relative = (
+                    f"{ci['value'] / base['value']:+.1%}" if base and base["value"] > 0 else "—"
+                )
+                lines.append(f"| {segment} | {other} | {metric} | {format_ci(ci)} | {relative} |")
+    return "\n".join(lines)
 
 
 def _bar_series(
