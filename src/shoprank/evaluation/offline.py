@@ -255,10 +255,10 @@ def segments(
     Christmas).
     """
     first = first_event.reindex(queries["user_id"]).to_numpy(dtype="datetime64[us]")
-    cutoff = pd.to_datetime(queries["cutoff"], utc=True).dt.tz_localize(None)
+    cutoffs = pd.to_datetime(queries["cutoff"], utc=True)
     known = ~np.isnat(first)
     warm = known & (first < as_datetime64(test_start))
-    seen = known & (first < cutoff.to_numpy(dtype="datetime64[us]"))
+    seen = known & (first < cutoffs.dt.tz_localize(None).to_numpy(dtype="datetime64[us]"))
     launched = catalog.frame["launched_at"].reindex(labels["product_id"]).to_numpy()
     new_product = launched >= as_datetime64(test_start)
     cold_labels = labels[new_product]
@@ -271,7 +271,6 @@ def segments(
         "cold_users_first_sessions": (np.flatnonzero(~warm & seen), labels),
         "cold_products": (np.flatnonzero(np.isin(query_id, cold_labels[QUERY])), cold_labels),
     }
-    cutoffs = pd.to_datetime(queries["cutoff"])
     if cutoffs.nunique() > 1:  # by period of the season: one segment per weekly cutoff
         for cutoff in sorted(cutoffs.unique()):
             out[f"week_{pd.Timestamp(cutoff):%m_%d}"] = (

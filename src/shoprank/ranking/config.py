@@ -103,8 +103,8 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         validation_users=_get(doc, "validation.users", path),
         evaluation_users=_get(doc, "evaluation.users", path),
         params=RankerParams(**xgb),
-        validation_step_days=_step(doc, "validation", path),
-        evaluation_step_days=_step(doc, "evaluation", path),
+        validation_step_days=_optional_count(doc, "validation", "step_days", path),
+        evaluation_step_days=_optional_count(doc, "evaluation", "step_days", path),
         validation_negatives_per_query=_optional_count(
             doc, "validation", "negatives_per_query", path
         ),
@@ -125,11 +125,6 @@ def _rerank(section: dict, source: Path) -> RerankConfig:
         return RerankConfig(**values)
     except (TypeError, ValueError) as exc:
         raise RankerConfigError(f"{source}: {exc}") from exc
-
-
-def _step(doc: dict, section: str, source: Path) -> int | None:
-    """Optional ``<section>.step_days``: a positive number of days, or absent / null."""
-    return _optional_count(doc, section, "step_days", source)
 
 
 def _optional_count(doc: dict, section: str, key: str, source: Path) -> int | None:
