@@ -65,3 +65,16 @@ def test_validation_negatives_are_optional_and_checked(tmp_path):
         RankerConfigError, match="validation.negatives_per_query must be a positive"
     ):
         load_ranker_config(_write(tmp_path, bad), load_settings().splits)
+
+
+def test_all_cold_users_is_a_checked_flag(tmp_path):
+    text = (ROOT / "models/ranker_v1.yaml").read_text()
+    config = load_ranker_config(_write(tmp_path, text), load_settings().splits)
+    assert config.evaluation_all_cold_users is True
+    unset = text.replace("  all_cold_users: true\n", "")
+    assert not load_ranker_config(
+        _write(tmp_path, unset), load_settings().splits
+    ).evaluation_all_cold_users
+    bad = text.replace("  all_cold_users: true\n", "  all_cold_users: yes please\n")
+    with pytest.raises(RankerConfigError, match="evaluation.all_cold_users must be true or false"):
+        load_ranker_config(_write(tmp_path, bad), load_settings().splits)

@@ -1,5 +1,7 @@
 """Behaviour a shop relies on, checked on a ranker trained on the tiny shop."""
 
+from datetime import timedelta
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +24,7 @@ validation:
 evaluation:
   step_days: 14
   users: null
+  profile_ceiling_users: 20
 xgboost:
   n_estimators: 80
   early_stopping_rounds: 20
@@ -51,6 +54,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
         "ranker_no_context",
         "ranker_no_sequence",
         "oracle",
+        "oracle_profile",
     }
     assert set(results.approaches) == expected
     assert {"all", "warm_users", "cold_users", "cold_users_no_events"} <= set(results.segments)
@@ -168,3 +172,64 @@ def test_reranked_lists_follow_the_business_rules(run, tiny_settings):
     # Past the shown ten, the list continues in the ranker's order without repeats
     full = run.lists["ranker_reranked"][0]
     assert len(np.unique(full[full >= 0])) == (full >= 0).sum()
+
+
+def test_every_cold_start_user_is_queried_on_top_of_the_sample(tiny_platform, tiny_settings):
+    from shoprank.candidates.data import load_catalog, load_log
+    from shoprank.evaluation.offline import (
+        generator_factory,
+        merge_cutoffs,
+        part_users,
+        query_table,
+        segments,
+    )
+    from shoprank.ranking.dataset import Cutoff, label_frame
+    from shoprank.ranking.examples import examples_at
+
+    splits = tiny_settings.splits
+    cutoff = Cutoff(splits.test_start + timedelta(days=7), 14)
+    part = examples_at(
+        tiny_settings,
+        cutoff,
+        generator_factory(None),
+        20,
+        n_users=5,
+        seed=1,
+        cold_since=splits.test_start,
+    )
+    # who should be queried, from the log itself
+    events = load_log(tiny_settings.warehouse_path, splits.data_start, splits.data_end)
+    labelled = label_frame(events, cutoff)["user_id"].unique()
+    known = np.unique(events.before(splits.test_start).user_id)
+    cold = np.setdiff1d(labelled, known)
+    assert len(cold) > 0
+    assert len(part.sampled) == 5
+    assert set(part_users(part)) == set(part.sampled) | set(cold)
+    # every queried user has candidate rows
+    assert set(part.examples["user_id"]) == set(part_users(part))
+
+    queries = query_table([part])
+    first_event = pd.Series(events.event_at).groupby(events.user_id).min()
+    catalog = load_catalog(tiny_settings.warehouse_path)
+    labels = merge_cutoffs([part]).labels
+    rows = segments(queries, first_event, labels, catalog, splits.test_start)
+    # `all` is the random sample only; the cold segment is every cold-start user
+    assert len(rows["all"][0]) == 5
+    assert set(queries["user_id"].iloc[rows["cold_users"][0]]) == set(cold)
+
+
+def test_profile_ceiling_gives_one_list_per_profile_and_week(run, tiny_settings):
+    from shoprank.ranking.examples import load_users
+
+    profile = load_users(tiny_settings)[["age_band", "region", "device_preference"]]
+    queries = run.queries.join(profile, on="user_id")
+    lists = run.lists["oracle_profile"]
+    assert (lists[:, 0] > 0).all()
+    for _, group in queries.groupby(["cutoff", "age_band", "region", "device_preference"]):
+        rows = group.index.to_numpy()
+        assert (lists[rows] == lists[rows[0]]).all()
+    # profiles differ in what they are shown, and knowing only them is worth less than
+    # knowing each user (the oracle)
+    assert len({tuple(row) for row in lists[:, :10]}) > 1
+    oracle = run.results.get("oracle", "all", "ndcg@10")["value"]
+    assert run.results.get("oracle_profile", "all", "ndcg@10")["value"] < oracle

@@ -220,16 +220,72 @@ def oracle_lists(
     return np.vstack(blocks)
 
 
+PROFILE = ("age_band", "region", "device_preference")
+
+
+def profile_oracle_lists(
+    settings: Settings,
+    parts: list[CutoffData],
+    allowed: list[np.ndarray],
+    per_profile: int = 200,
+    seed: int = 0,
+) -> np.ndarray:
+    """The ceiling for a user known only by profile: what no recommender can beat for them.
+
+    Every query is ranked by the oracle's expected relevance grade averaged over
+    ``per_profile`` random users sharing the query user's age band, region and preferred
+    device, at the query's cutoff: the expected gain given everything a profile-only model
+    could know (the truth's leaf season, popularity, novelty and stock included). For users
+    with no event before the cutoff it bounds every approach; with history a model can beat
+    it. Rows follow :func:`query_table` order.
+    """
+    from shoprank.candidates.base import top_k
+    from shoprank.data.oracle import ExposureOracle
+    from shoprank.ranking.examples import load_users
+
+    oracle = ExposureOracle.load(settings.truth_dir)
+    users = load_users(settings)
+    profile = users[list(PROFILE)].astype(str).agg("|".join, axis=1)
+    members = {key: ids.to_numpy() for key, ids in profile.index.to_series().groupby(profile)}
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for part, mask in zip(parts, allowed, strict=True):
+        queried = part_users(part)
+        keys = profile.reindex(queried).fillna("").to_numpy()
+        when = as_datetime64(part.cutoff.at)
+        lists = np.full((len(queried), LIST_LENGTH), -1, dtype=np.int64)
+        for key in np.unique(keys):
+            pool = members.get(key, profile.index.to_numpy())
+            sample = rng.choice(pool, size=min(per_profile, len(pool)), replace=False)
+            gain = oracle.expected_gain(sample, when).mean(axis=0, keepdims=True)
+            gain[:, ~mask[: gain.shape[1]]] = -np.inf
+            gain[gain <= 0] = -np.inf
+            lists[keys == key] = top_k(gain, LIST_LENGTH)[0]
+        blocks.append(lists)
+    return np.vstack(blocks)
+
+
 def part_users(part: CutoffData) -> np.ndarray:
     """The users queried at one cutoff, sorted: the row order of that cutoff's lists."""
     return np.sort(part.labels["user_id"].unique())
 
 
+def sampled_users(part: CutoffData) -> np.ndarray:
+    """The randomly sampled users of one cutoff (all its users unless others were added)."""
+    return part_users(part) if part.sampled is None else part.sampled
+
+
 def query_table(parts: list[CutoffData]) -> pd.DataFrame:
-    """One row per (cutoff, user) query, sorted by query id: query_id, user_id, cutoff."""
+    """One row per (cutoff, user) query, sorted by query id.
+
+    Columns: query_id, user_id, cutoff and ``sampled`` (in the random sample, as opposed to
+    added to measure every cold-start user).
+    """
     frames = [
         pd.DataFrame({"user_id": part_users(p)}).assign(
-            query_id=lambda f, p=p: query_ids(f["user_id"], p.cutoff), cutoff=p.cutoff.at
+            query_id=lambda f, p=p: query_ids(f["user_id"], p.cutoff),
+            cutoff=p.cutoff.at,
+            sampled=lambda f, p=p: np.isin(f["user_id"], sampled_users(p)),
         )
         for p in parts
     ]
@@ -252,7 +308,9 @@ def segments(
     (``cold_users_first_sessions``). Cold-start products were launched in the test period.
     With rolling cutoffs each cutoff's week is a segment too (``week_MM_DD``): the test
     month lies in one season, so this is how results split over it (holiday sales,
-    Christmas).
+    Christmas). When ``queries`` has a ``sampled`` column (every cold-start user was queried
+    on top of a random sample), the cold-user segments hold all cold-start users and every
+    other segment only the random sample, so that ``all`` keeps the population's mix.
     """
     first = first_event.reindex(queries["user_id"]).to_numpy(dtype="datetime64[us]")
     cutoffs = pd.to_datetime(queries["cutoff"], utc=True)
@@ -263,18 +321,22 @@ def segments(
     new_product = launched >= as_datetime64(test_start)
     cold_labels = labels[new_product]
     query_id = queries[QUERY].to_numpy()
+    sampled = queries.get("sampled", pd.Series(True, index=queries.index)).to_numpy(bool)
     out = {
-        "all": (np.arange(len(queries)), labels),
-        "warm_users": (np.flatnonzero(warm), labels),
+        "all": (np.flatnonzero(sampled), labels),
+        "warm_users": (np.flatnonzero(sampled & warm), labels),
         "cold_users": (np.flatnonzero(~warm), labels),
         "cold_users_no_events": (np.flatnonzero(~seen), labels),
         "cold_users_first_sessions": (np.flatnonzero(~warm & seen), labels),
-        "cold_products": (np.flatnonzero(np.isin(query_id, cold_labels[QUERY])), cold_labels),
+        "cold_products": (
+            np.flatnonzero(sampled & np.isin(query_id, cold_labels[QUERY])),
+            cold_labels,
+        ),
     }
     if cutoffs.nunique() > 1:  # by period of the season: one segment per weekly cutoff
         for cutoff in sorted(cutoffs.unique()):
             out[f"week_{pd.Timestamp(cutoff):%m_%d}"] = (
-                np.flatnonzero((cutoffs == cutoff).to_numpy()),
+                np.flatnonzero(sampled & (cutoffs == cutoff).to_numpy()),
                 labels,
             )
     return out
@@ -373,12 +435,14 @@ def rolling_examples(
     period: tuple[datetime, datetime, int | None, int | None],
     seed: int,
     negatives_per_query: int | None = None,
+    cold_since: datetime | None = None,
 ) -> list[CutoffData]:
     """Examples at every rolling cutoff of a period, its users split between the cutoffs.
 
     ``period`` is (start, end, step_days, users); see :func:`rolling_cutoffs`. With
     ``negatives_per_query`` the candidates are subsampled (validation for early stopping;
-    test lists always rank every candidate).
+    test lists always rank every candidate). With ``cold_since`` every cold-start user
+    (no event before it) is queried on top of the sample (:func:`examples_at`).
     """
     start, end, step_days, n_users = period
     cutoffs = rolling_cutoffs(start, end, step_days)
@@ -393,6 +457,7 @@ def rolling_examples(
             seed=seed + i,
             catalog=catalog,
             negatives_per_query=negatives_per_query,
+            cold_since=cold_since,
         )
         for i, cutoff in enumerate(cutoffs)
     ]
@@ -489,7 +554,10 @@ def run_evaluation(
         config.evaluation_step_days,
         config.evaluation_users,
     )
-    parts = rolling_examples(settings, config, catalog, make_generators, period, seed=7)
+    cold_since = splits.test_start if config.evaluation_all_cold_users else None
+    parts = rolling_examples(
+        settings, config, catalog, make_generators, period, seed=7, cold_since=cold_since
+    )
     test = merge_cutoffs(parts)
     queries = query_table(parts)
     ids = queries[QUERY].to_numpy()
@@ -509,6 +577,11 @@ def run_evaluation(
     allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
     say("oracle lists from the generator's latent truth")
     lists["oracle"] = oracle_lists(settings, parts, allowed)
+    if config.profile_ceiling_users:
+        say("profile-only ceiling from the latent truth")
+        lists["oracle_profile"] = profile_oracle_lists(
+            settings, parts, allowed, per_profile=config.profile_ceiling_users
+        )
     history = events.before(splits.test_start)
     popularity = np.bincount(history.item_id, minlength=catalog.n_items + 1).astype(float)
     first_event = pd.Series(events.event_at).groupby(events.user_id).min()

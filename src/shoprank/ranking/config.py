@@ -34,6 +34,12 @@ class RankerConfig:
             at the start of the validation period, labelled over all of it).
         evaluation_users: users sampled over the test cutoffs (None = all).
         evaluation_step_days: days between rolling test cutoffs, as for validation.
+        evaluation_all_cold_users: query every cold-start user (no event before the test
+            period) on top of the ``evaluation_users`` sample; the cold-user segments then
+            measure all of them and every other segment the random sample only.
+        profile_ceiling_users: users averaged per profile for the profile-only ceiling
+            (``oracle_profile``; None = not computed). It costs about a minute per test
+            cutoff at seed scale.
         validation_negatives_per_query: unlabelled candidates kept per validation query
             (None = all). Early stopping evaluates NDCG on the validation rows every
             boosting round, so their number sets most of the fit time.
@@ -53,6 +59,8 @@ class RankerConfig:
     validation_step_days: int | None = None
     evaluation_step_days: int | None = None
     validation_negatives_per_query: int | None = None
+    evaluation_all_cold_users: bool = False
+    profile_ceiling_users: int | None = None
     rerank: RerankConfig = field(default_factory=RerankConfig)
 
 
@@ -108,6 +116,8 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         validation_negatives_per_query=_optional_count(
             doc, "validation", "negatives_per_query", path
         ),
+        evaluation_all_cold_users=_optional_flag(doc, "evaluation", "all_cold_users", path),
+        profile_ceiling_users=_optional_count(doc, "evaluation", "profile_ceiling_users", path),
         rerank=_rerank(doc.get("rerank") or {}, path),
     )
 
@@ -134,4 +144,12 @@ def _optional_count(doc: dict, section: str, key: str, source: Path) -> int | No
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise RankerConfigError(f"{source}: {section}.{key} must be a positive integer")
+    return value
+
+
+def _optional_flag(doc: dict, section: str, key: str, source: Path) -> bool:
+    """Optional ``<section>.<key>``: true or false (absent = false)."""
+    value = (doc.get(section) or {}).get(key, False)
+    if not isinstance(value, bool):
+        raise RankerConfigError(f"{source}: {section}.{key} must be true or false")
     return value

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from shoprank.candidates.base import CandidateGenerator
-from shoprank.candidates.data import Catalog, load_catalog, load_log
+from shoprank.candidates.data import Catalog, as_datetime64, load_catalog, load_log
 from shoprank.features.training_set import join_features_by_entity
 from shoprank.ranking.dataset import (
     Cutoff,
@@ -36,6 +37,9 @@ class CutoffData:
     generators: dict[str, CandidateGenerator]
     labels: pd.DataFrame
     examples: pd.DataFrame
+    # The randomly sampled query users when others were added to them (every cold-start user,
+    # see :func:`examples_at`); None when every query user is in the sample.
+    sampled: np.ndarray | None = None
 
 
 def load_users(settings: Settings) -> pd.DataFrame:
@@ -64,12 +68,16 @@ def examples_at(
     seed: int = 0,
     catalog: Catalog | None = None,
     negatives_per_query: int | None = None,
+    cold_since: datetime | None = None,
 ) -> CutoffData:
     """Fit generators before the cutoff and build labelled candidate rows with features.
 
     With ``negatives_per_query`` (training) the candidates are subsampled by
     :func:`sample_negatives` before Feast joins their features, which then touches a
-    fraction of the rows; without it (validation, test) every candidate is kept.
+    fraction of the rows; without it (validation, test) every candidate is kept. With
+    ``cold_since`` every labelled user with no event before it is queried too, on top of the
+    ``n_users`` sample (kept in ``sampled``): cold-start users are a small share of a random
+    sample, and this measures all of them.
     """
     catalog = catalog or load_catalog(settings.warehouse_path)
     users = load_users(settings)
@@ -77,6 +85,11 @@ def examples_at(
     future = load_log(settings.warehouse_path, cutoff.at, _as_datetime(cutoff.end))
     labels = label_frame(future, cutoff)
     query_users = sample_users(labels, n_users, seed)
+    sampled = None
+    if cold_since is not None:
+        before = history.event_at < as_datetime64(cold_since)
+        cold = np.setdiff1d(labels["user_id"].unique(), history.user_id[before])
+        sampled, query_users = query_users, np.union1d(query_users, cold)
     generators = make_generators(users)
     for generator in generators.values():
         generator.fit(history, catalog, cutoff.at)
@@ -89,7 +102,9 @@ def examples_at(
         candidates = sample_negatives(candidates, negatives_per_query, seed=seed)
     rows = entity_columns(candidates, catalog, cutoff)
     rows = add_crosses(join_features_by_entity(settings, rows))
-    return CutoffData(cutoff, generators, labels[labels["user_id"].isin(query_users)], rows)
+    return CutoffData(
+        cutoff, generators, labels[labels["user_id"].isin(query_users)], rows, sampled
+    )
 
 
 def query_ids(user_ids: pd.Series | np.ndarray, cutoff: Cutoff) -> np.ndarray:
