@@ -199,7 +199,9 @@ def evaluate(
     out = settings.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     results.to_json(out / "evaluation.json")
-    table = write_markdown(results, out / "evaluation.md", segment=None)
+    table = write_markdown(
+        results, out / "evaluation.md", segment=None, preamble=_query_note(ranker_config)
+    )
     for metric in ("ndcg@10", "recall@50"):
         plot_metric(results, metric, out / f"evaluation_{metric.replace('@', '')}.png")
     plot_importance(run.rankers.models["ranker"], out / "ranker_feature_importance.png")
@@ -207,6 +209,23 @@ def evaluate(
     console.print(f"ranker saved to the BentoML model store as {tag}")
     console.print(table)
     console.print(f"reports written to {out}/evaluation.{{json,md}} and PNG plots")
+
+
+def _query_note(config) -> str:
+    """How the evaluation's queries were drawn, for the head of evaluation.md."""
+    sample = (
+        "every user who shows up at a test cutoff"
+        if config.evaluation_users is None
+        else f"a random sample of {config.evaluation_users:,}, split between the test cutoffs"
+    )
+    note = f"Queries: {sample}."
+    if config.evaluation_all_cold_users:
+        note += (
+            " The `cold_users*` segments hold every cold-start user (no event before the test"
+            " period) who showed up, queried on top of the sample; every other segment is the"
+            " sample only."
+        )
+    return note + "\n"
 
 
 @app.command()

@@ -77,6 +77,21 @@ def test_markdown_all_segments_without_oracle(results: EvaluationResults, tmp_pa
     assert "| als | 0.1000 [0.0500, 0.1500] | nan [nan, nan] |" in text
 
 
+def test_markdown_starts_with_how_queries_were_drawn(
+    results: EvaluationResults, tmp_path: Path
+) -> None:
+    from shoprank.cli import _query_note
+    from shoprank.ranking.config import load_ranker_config
+    from shoprank.settings import load_settings
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_ranker_config(root / "models/ranker_v1.yaml", load_settings().splits)
+    note = _query_note(config)
+    assert "random sample of 8,000" in note and "every cold-start user" in note
+    text = write_markdown(results, tmp_path / "eval.md", segment=None, preamble=note)
+    assert text.startswith(note) and text.index(note) < text.index("### Segment `all`")
+
+
 def test_format_ci() -> None:
     assert format_ci(_ci(0.123456, 0.1)) == "0.1235 [0.0235, 0.2235]"
     assert format_ci(None) == "—"

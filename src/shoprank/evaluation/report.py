@@ -197,6 +197,7 @@ def write_markdown(
     path: Path | str,
     segment: str | Sequence[str] | None = "all",
     metrics: Sequence[str] = DEFAULT_METRICS,
+    preamble: str = "",
 ) -> str:
     """Write markdown tables of the results, one table per segment.
 
@@ -205,6 +206,7 @@ def write_markdown(
         path: Output ``.md`` file (parent folders are created).
         segment: One segment name, several, or None for every segment in ``results``.
         metrics: Metric columns, in order.
+        preamble: Text put before the tables (e.g. how the queries were drawn).
 
     Returns:
         The markdown text written.
@@ -215,7 +217,7 @@ def write_markdown(
         segments = [segment]
     else:
         segments = list(segment)
-    parts = []
+    parts = [preamble] if preamble else []
     for name in segments:
         users = results.n_users.get(name)
         title = f"### Segment `{name}`" + (f" ({users:,} users)" if users is not None else "")
