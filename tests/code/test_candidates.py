@@ -4,13 +4,14 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 
 from shoprank.candidates.affinity import CategoryAffinity
 from shoprank.candidates.als import ALS
 from shoprank.candidates.base import top_k
 from shoprank.candidates.covisitation import CoVisitation
-from shoprank.candidates.data import Catalog, Queries, log_from_frame, recent_items
+from shoprank.candidates.data import Catalog, Queries, live_events, log_from_frame, recent_items
 from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
 
 AS_OF = datetime(2025, 6, 1)
@@ -190,3 +191,90 @@ def test_category_affinity_starts_new_users_from_their_segments_leaves():
     assert young[3] > young[1]  # user 3 has no events: their segment's kites come first
     assert old[1] > old[3]
     assert stranger[1] > stranger[3]  # no profile: the shop's mix (mugs lead)
+
+
+def _live(items: list[list[int]], weight: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    array = np.asarray(items, dtype=np.int64)
+    return array, np.where(array >= 0, weight, 0.0).astype(np.float32)
+
+
+def test_queries_reject_live_items_without_weights():
+    with pytest.raises(ValueError, match="live_items and live_weights"):
+        Queries(np.array([1]), AS_OF, np.full((1, 5), -1), live_items=np.array([[1]]))
+    with pytest.raises(ValueError, match="same shape"):
+        Queries(
+            np.array([1]),
+            AS_OF,
+            np.full((1, 5), -1),
+            live_items=np.array([[1, 2]]),
+            live_weights=np.array([[1.0]]),
+        )
+
+
+def test_live_events_are_most_recent_first_per_user():
+    log = _log(
+        [
+            (1, 3, "view", "2025-06-01 10:00", "a"),
+            (1, 4, "cart", "2025-06-01 10:05", "a"),
+            (2, 5, "view", "2025-06-01 11:00", "b"),
+        ]
+    )
+    items, weights = live_events(log, np.array([1, 2, 7]), length=3)
+    assert items.tolist() == [[4, 3, -1], [5, -1, -1], [-1, -1, -1]]
+    assert weights[0].tolist() == [3.0, 1.0, 0.0]  # cart 3, view 1
+
+
+def test_als_folds_a_new_visitor_in_from_live_events():
+    rows = []
+    for u in range(1, 21):  # two taste groups
+        items = (1, 2) if u <= 10 else (3, 4)
+        rows += [(u, i, "view", "2025-04-01", f"s{u}") for i in items]
+    rows += [(u, 1, "view", "2025-04-02", f"p{u}") for u in range(21, 31)]  # 1 most popular
+    model = ALS(factors=4, iterations=10, alpha=20).fit(_log(rows), _catalog(), AS_OF)
+    stranger = _queries([99])
+    items, weights = _live([[3, -1]])
+    visitor = Queries(
+        np.array([99]), AS_OF, np.full((1, 5), -1), live_items=items, live_weights=weights
+    )
+    assert model.recommend(stranger, 1).items[0, 0] == 1  # no events: popularity fallback
+    ranked = model.recommend(visitor, 2).items[0].tolist()
+    assert ranked[0] in (3, 4) and ranked[1] in (3, 4)  # folded in: the taste group of item 3
+
+
+def test_als_fold_in_matches_implicit_recalculate_user():
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    rng = np.random.default_rng(0)
+    rows = [
+        (u, int(i), "view", "2025-04-01", f"s{u}")
+        for u in range(1, 40)
+        for i in rng.choice(np.arange(1, N_ITEMS + 1), 3, replace=False)
+    ]
+    model = ALS(factors=3, iterations=5, alpha=5).fit(_log(rows), _catalog(), AS_OF)
+    items, weights = np.array([2, 5, 5]), np.array([1.0, 1.0, 3.0], dtype=np.float32)
+    mine = model.fold_in(999, items, weights)
+    reference = AlternatingLeastSquares(factors=3, regularization=0.05, alpha=1.0, use_cg=False)
+    reference.item_factors = model.item_factors
+    reference.user_factors = np.zeros((1, 3), dtype=np.float32)
+    confidence = sp.csr_matrix(
+        (5 * np.log1p([1.0, 4.0]), ([0, 0], [2, 5])), shape=(1, N_ITEMS + 1), dtype=np.float32
+    )
+    expected = reference.recalculate_user(0, confidence)
+    np.testing.assert_allclose(mine, np.ravel(expected), rtol=1e-3, atol=1e-5)
+
+
+def test_category_counts_live_events_in_their_leaf():
+    users = pd.DataFrame(
+        {"age_band": ["18-24"], "region": ["north"]}, index=pd.Index([1], name="user_id")
+    )
+    rows = [(1, 1, "view", "2025-05-30", "a"), (1, 2, "view", "2025-05-30", "a")]  # mugs
+    model = CategoryAffinity(users).fit(_log(rows), _catalog(), AS_OF)
+    items, weights = _live([[5, -1]])  # a tent, right now
+    before = model.leaf_probability(np.array([1]))
+    after = model.leaf_probability(np.array([1]), (items, weights))
+    tents = model.leaf[5]
+    assert after[0, tents] > before[0, tents]
+    visitor = Queries(
+        np.array([77]), AS_OF, np.full((1, 5), -1), live_items=items, live_weights=weights
+    )
+    assert model.recommend(visitor, 1).items[0, 0] in (5, 6)  # a new visitor's session leaf

@@ -24,6 +24,7 @@ validation:
 evaluation:
   step_days: 14
   users: null
+  in_session: true
   profile_ceiling_users: 20
 xgboost:
   n_estimators: 80
@@ -65,6 +66,10 @@ def test_evaluation_covers_every_approach_and_segment(run):
     assert n["cold_users"] == cold_parts
     ndcg = results.get("ranker", "all", "ndcg@10")
     assert ndcg["ci_low"] <= ndcg["value"] <= ndcg["ci_high"]
+    # cold-start users in session: every generator and ranker, no oracle (see in_session_results)
+    in_session = {a for a in results.approaches if "cold_users_in_session" in results.results[a]}
+    assert in_session == expected - {"ranker_reranked", "oracle", "oracle_profile"}
+    assert n["cold_users_in_session"] > 0
 
 
 def test_ranker_reaches_a_minimum_ndcg_on_the_fixed_tiny_shop(run):
@@ -233,3 +238,56 @@ def test_profile_ceiling_gives_one_list_per_profile_and_week(run, tiny_settings)
     assert len({tuple(row) for row in lists[:, :10]}) > 1
     oracle = run.results.get("oracle", "all", "ndcg@10")["value"]
     assert run.results.get("oracle_profile", "all", "ndcg@10")["value"] < oracle
+
+
+def test_in_session_queries_see_the_first_event_and_nothing_after(tiny_platform, tiny_settings):
+    from shoprank.candidates.data import load_catalog, load_log
+    from shoprank.evaluation.offline import first_event_points, generator_factory
+    from shoprank.ranking.dataset import Cutoff
+    from shoprank.ranking.examples import examples_at, session_examples_at
+    from shoprank.ranking.model import QUERY
+
+    splits = tiny_settings.splits
+    cutoff = Cutoff(splits.test_start, 14)
+    part = examples_at(tiny_settings, cutoff, generator_factory(None), 20, n_users=5, seed=1)
+    events = load_log(tiny_settings.warehouse_path, splits.data_start, splits.data_end)
+    catalog = load_catalog(tiny_settings.warehouse_path)
+    points = first_event_points(events, [part], splits.test_start)[0]
+    assert len(points) > 0
+    data = session_examples_at(tiny_settings, part, points, events, catalog, k=20)
+
+    log = pd.DataFrame({"user_id": events.user_id, "product_id": events.item_id})
+    log["at"] = events.event_at
+    first = log.sort_values("at", kind="stable").drop_duplicates("user_id")
+    first = first[first["user_id"].isin(points["user_id"])].set_index("user_id")
+    rows = data.examples
+    assert set(rows["user_id"]) <= set(points["user_id"])
+    # one query per user, at the moment of their first event
+    assert rows.groupby("user_id")[QUERY].nunique().max() == 1
+    stamps = rows["event_timestamp"].dt.tz_localize(None).to_numpy("datetime64[us]")
+    assert (stamps == first["at"].reindex(rows["user_id"]).to_numpy()).all()
+    # the feature store's session features are those right after that event, nothing later
+    assert (rows["session_features__session_event_count"] == 1).all()
+    last = rows["session_features__last_product_id"].to_numpy()
+    at_first = log.merge(first["at"].rename("first_at").reset_index(), on="user_id")
+    at_first = at_first[at_first["at"] == at_first["first_at"]]
+    touched = set(zip(at_first["user_id"], at_first["product_id"], strict=True))
+    assert all((u, p) in touched for u, p in zip(rows["user_id"], last, strict=True))
+    # products touched at the first event are neither recommended nor counted as relevant
+    assert not any(
+        (u, p) in touched for u, p in zip(rows["user_id"], rows["product_id"], strict=False)
+    )
+    labels = data.labels
+    assert not any(
+        (u, p) in touched for u, p in zip(labels["user_id"], labels["product_id"], strict=False)
+    )
+    # every query has relevance, and every labelled product was touched later in the window
+    assert set(labels["user_id"]) == set(rows["user_id"])
+    later = log.merge(first["at"].rename("first_at").reset_index(), on="user_id")
+    later = later[
+        (later["at"] > later["first_at"])
+        & (later["at"] < later["first_at"] + pd.Timedelta(days=14))
+    ]
+    assert set(zip(labels["user_id"], labels["product_id"], strict=False)) <= set(
+        zip(later["user_id"], later["product_id"], strict=False)
+    )

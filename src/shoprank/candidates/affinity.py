@@ -127,11 +127,22 @@ class CategoryAffinity(CandidateGenerator):
         totals = np.bincount(self.leaf, weights=mass, minlength=n_leaves)
         return (mass / np.maximum(totals[self.leaf], 1e-12)).astype(np.float32)
 
-    def leaf_probability(self, user_ids: np.ndarray) -> np.ndarray:
-        """P(leaf | user) per query (users without history get their prior)."""
+    def leaf_probability(
+        self, user_ids: np.ndarray, live: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """P(leaf | user) per query (users without history get their prior).
+
+        ``live`` is (items, weights) per query (see :class:`Queries`): events since the fit,
+        counted at full weight in their leaves, so a visitor's session in progress moves
+        their leaf mix at once.
+        """
         known = user_ids < self.user_leaf.shape[0]
         weights = np.zeros((len(user_ids), self.user_leaf.shape[1]), dtype=np.float64)
         weights[known] = self.user_leaf[user_ids[known]].toarray()
+        if live is not None:
+            items, amounts = live
+            rows, cols = np.nonzero(items >= 0)
+            np.add.at(weights, (rows, self.leaf[items[rows, cols]]), amounts[rows, cols])
         prior = self._priors(user_ids)
         seasonal = weights * self.season
         return (seasonal + self.prior_events * prior) / (
@@ -150,5 +161,6 @@ class CategoryAffinity(CandidateGenerator):
 
     def score(self, queries: Queries) -> np.ndarray:
         """P(leaf of the product | user) x P(product | its leaf)."""
-        leaf_p = self.leaf_probability(np.asarray(queries.user_id, dtype=np.int64))
+        live = (queries.live_items, queries.live_weights) if queries.has_live else None
+        leaf_p = self.leaf_probability(np.asarray(queries.user_id, dtype=np.int64), live)
         return (leaf_p[:, self.leaf] * self.within[None, :]).astype(np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from shoprank.candidates.base import CandidateGenerator
@@ -15,9 +16,12 @@ from shoprank.candidates.popularity import Popularity
 class ALS(CandidateGenerator):
     """Matrix factorisation of the user x item confidence matrix (``implicit`` ALS).
 
-    Confidence is ``1 + alpha * log1p(weighted events)``. Users without any event in the
-    training log have no factors: they get ``fallback`` scores (global popularity), as the
-    current system does.
+    Confidence is ``alpha * log1p(weighted events)`` (implicit's solver adds the 1). Users
+    without any event in the training log have no factors: they get ``fallback`` scores
+    (global popularity), as the current system does, unless the query carries live events
+    (a session since the fit): then the user's factors are recomputed from their logged and
+    live events against the fixed item factors (implicit's ``recalculate_user``, one
+    least-squares solve per user), so a new visitor is folded in without a refit.
     """
 
     name = "als"
@@ -42,6 +46,8 @@ class ALS(CandidateGenerator):
         self.user_factors = np.zeros((1, factors), dtype=np.float32)
         self.item_factors = np.zeros((1, factors), dtype=np.float32)
         self.known_users = np.zeros(1, dtype=bool)
+        self.weights = sp.csr_matrix((1, 1), dtype=np.float32)  # summed event weights
+        self.gram = np.zeros((factors, factors), dtype=np.float64)  # YtY
 
     def fit(self, log: InteractionLog, catalog: Catalog, as_of: datetime) -> ALS:
         """Factorise the training log."""
@@ -50,6 +56,7 @@ class ALS(CandidateGenerator):
 
         n_users = int(log.user_id.max()) if len(log) else 0
         matrix = log.user_item_matrix(n_users, catalog.n_items)
+        self.weights = matrix.copy()
         matrix.data = (self.alpha * np.log1p(matrix.data)).astype(np.float32)
         with threadpool_limits(1, "blas"):  # implicit parallelises itself
             model = AlternatingLeastSquares(**self.params, alpha=1.0)
@@ -57,8 +64,28 @@ class ALS(CandidateGenerator):
         self.user_factors = np.asarray(model.user_factors, dtype=np.float32)
         self.item_factors = np.asarray(model.item_factors, dtype=np.float32)
         self.known_users = np.asarray(matrix.getnnz(axis=1) > 0)
+        item = self.item_factors.astype(np.float64)
+        self.gram = item.T @ item
         self.fallback.fit(log, catalog, as_of)
         return self
+
+    def fold_in(self, user_id: int, items: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """User factors from the user's logged events plus ``items`` (live, with weights).
+
+        Solves ``(YtY + reg I + Yt (Cu - I) Y) x = Yt Cu p`` with the fitted item factors
+        ``Y``, as implicit's ``recalculate_user`` does.
+        """
+        keep = (items >= 0) & (items < len(self.item_factors))
+        totals = pd.Series(weights[keep], index=items[keep]).groupby(level=0).sum()
+        if user_id < self.weights.shape[0]:
+            row = self.weights[user_id]
+            logged = pd.Series(row.data, index=row.indices)
+            totals = totals.add(logged, fill_value=0.0)
+        y = self.item_factors[totals.index.to_numpy()].astype(np.float64)
+        confidence = self.alpha * np.log1p(totals.to_numpy())
+        gram = self.gram + self.params["regularization"] * np.eye(len(self.gram))
+        gram += (y * (confidence - 1.0)[:, None]).T @ y
+        return np.linalg.solve(gram, y.T @ confidence).astype(np.float32)
 
     def score(self, queries: Queries) -> np.ndarray:
         """Dot products of user and item factors; fallback scores for unknown users."""
@@ -67,6 +94,16 @@ class ALS(CandidateGenerator):
             np.minimum(users, len(self.known_users) - 1)
         ]
         scores = self.fallback.score(queries)
+        factors = np.zeros((len(users), self.item_factors.shape[1]), dtype=np.float32)
+        factors[known] = self.user_factors[users[known]]
+        if queries.has_live:
+            live = np.flatnonzero((queries.live_items >= 0).any(axis=1))
+            for row in live:
+                factors[row] = self.fold_in(
+                    int(users[row]), queries.live_items[row], queries.live_weights[row]
+                )
+            known = known.copy()
+            known[live] = True
         if known.any():
-            scores[known] = self.user_factors[users[known]] @ self.item_factors.T
+            scores[known] = factors[known] @ self.item_factors.T
         return scores

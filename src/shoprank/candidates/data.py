@@ -83,14 +83,56 @@ class Queries:
     as_of: datetime
     recent_items: np.ndarray  # (n, L) most recent first, -1 padded
     segments: pd.DataFrame = field(default_factory=pd.DataFrame)  # region, age_band, device...
+    # Live events: what each user did after the generators were fit (``as_of``) and before
+    # the query, e.g. the session a new visitor is in. (n, M) item ids (-1 padded) and their
+    # event weights; None when there are none. Generators that keep per-user state (ALS,
+    # category affinity) fold them in; the others see them through ``recent_items``.
+    live_items: np.ndarray | None = None
+    live_weights: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if (self.live_items is None) != (self.live_weights is None):
+            raise ValueError("live_items and live_weights go together")
+        if self.live_items is not None and self.live_items.shape != self.live_weights.shape:
+            raise ValueError("live_items and live_weights must have the same shape")
 
     def __len__(self) -> int:
         return len(self.user_id)
 
+    @property
+    def has_live(self) -> bool:
+        """Whether any query carries live events."""
+        return self.live_items is not None and bool((self.live_items >= 0).any())
+
     def take(self, rows: np.ndarray | slice) -> Queries:
         """A subset of the queries."""
         segments = self.segments.iloc[rows] if len(self.segments) else self.segments
-        return Queries(self.user_id[rows], self.as_of, self.recent_items[rows], segments)
+        live = (None, None)
+        if self.live_items is not None:
+            live = (self.live_items[rows], self.live_weights[rows])
+        return Queries(self.user_id[rows], self.as_of, self.recent_items[rows], segments, *live)
+
+
+def live_events(
+    log: InteractionLog, user_ids: np.ndarray, length: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's events in ``log`` as (items, weights), most recent first, -1/0 padded.
+
+    For :class:`Queries` live events: ``log`` holds what happened since the generators were
+    fit (a session in progress); only the ``length`` most recent events are kept.
+    """
+    frame = pd.DataFrame({"user": log.user_id, "item": log.item_id, "w": log.weight})
+    frame["t"] = log.event_at
+    frame = frame[np.isin(frame["user"], user_ids)].sort_values("t", ascending=False, kind="stable")
+    frame["rank"] = frame.groupby("user").cumcount()
+    frame = frame[frame["rank"] < length]
+    items = np.full((len(user_ids), length), -1, dtype=np.int64)
+    weights = np.zeros((len(user_ids), length), dtype=np.float32)
+    rows = pd.Series(np.arange(len(user_ids)), index=user_ids).reindex(frame["user"]).to_numpy()
+    cols = frame["rank"].to_numpy()
+    items[rows.astype(np.int64), cols] = frame["item"].to_numpy()
+    weights[rows.astype(np.int64), cols] = frame["w"].to_numpy()
+    return items, weights
 
 
 def load_catalog(warehouse: Path) -> Catalog:

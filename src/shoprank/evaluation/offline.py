@@ -412,6 +412,85 @@ def paired_differences(
             yield other, metric, {"value": mean, "ci_low": low, "ci_high": high}
 
 
+IN_SESSION = "cold_users_in_session"
+
+
+def first_event_points(
+    events: InteractionLog, parts: list[CutoffData], since: datetime
+) -> list[pd.DataFrame]:
+    """Per test cutoff, the users whose very first event falls in its window, at that event.
+
+    Only users with no event before ``since`` (the test period) count: cold-start users as
+    the service meets them, right after the first thing they do in the shop.
+    """
+    first = pd.Series(events.event_at).groupby(events.user_id).min()
+    first = first[first >= as_datetime64(since)]
+    points = []
+    for part in parts:
+        mine = first[(first >= as_datetime64(part.cutoff.at)) & (first < part.cutoff.end)]
+        points.append(pd.DataFrame({"user_id": mine.index.to_numpy(), "at": mine.to_numpy()}))
+    return points
+
+
+def in_session_results(
+    settings: Settings,
+    config: RankerConfig,
+    parts: list[CutoffData],
+    rankers: TrainedRankers,
+    catalog: Catalog,
+    events: InteractionLog,
+    item_popularity: np.ndarray,
+    n_boot: int,
+) -> EvaluationResults:
+    """Cold-start users in session: every approach right after a new user's first event.
+
+    The weekly cutoffs meet a new user with nothing but a profile until the next refit;
+    the service meets them with the session they are in. Here every cold-start user is
+    queried at their first event, with the generators (and the ranker's features) as of
+    the last weekly cutoff plus that event (:func:`session_examples_at`): ALS folds the
+    event in, the category generator counts it in its leaf, co-visitation and content start
+    from it, and the feature store's session features hold it. Relevance is what the user
+    then does in the week on products they had not touched. One segment,
+    :data:`IN_SESSION`; there is no oracle for it (the truth's expected gain does not
+    condition on the session the user is in).
+    """
+    from shoprank.ranking.examples import session_examples_at
+
+    points = first_event_points(events, parts, settings.splits.test_start)
+    blocks = [
+        session_examples_at(settings, part, mine, events, catalog, config.candidates_per_generator)
+        for part, mine in zip(parts, points, strict=True)
+        if len(mine)
+    ]
+    labels = pd.concat([b.labels for b in blocks], ignore_index=True)
+    examples = pd.concat([b.examples for b in blocks], ignore_index=True)
+    ids = np.sort(labels[QUERY].unique())
+    keys = examples[[QUERY, "user_id", "product_id"]]
+    lists = {
+        name: lists_from_column(keys.assign(rank=examples[f"{name}_rank"]), ids, "rank", True)
+        for name in blocks[0].generators
+    }
+    for name, model in rankers.models.items():
+        lists[name] = lists_from_column(
+            keys.assign(score=model.predict(examples)), ids, "score", False
+        )
+    rows = {IN_SESSION: (np.arange(len(ids)), labels)}
+    return score_lists(lists, ids, rows, catalog, item_popularity, n_boot)
+
+
+def merge_results(into: EvaluationResults, other: EvaluationResults) -> None:
+    """Add ``other``'s segments (scores, paired differences, sizes) to ``into``."""
+    for approach, by_segment in other.results.items():
+        for segment, metrics in by_segment.items():
+            into.add(approach, segment, metrics)
+    for reference, by_segment in other.comparisons.items():
+        for segment, by_other in by_segment.items():
+            for name, by_metric in by_other.items():
+                for metric, ci in by_metric.items():
+                    into.add_comparison(reference, name, segment, metric, ci)
+    into.n_users.update(other.n_users)
+
+
 @dataclass
 class EvaluationRun:
     """What ``shoprank evaluate`` produced: scores, the trained rankers, the test examples.
@@ -588,6 +667,16 @@ def run_evaluation(
     rows = segments(queries, first_event, test.labels, catalog, splits.test_start)
     say(f"scoring {len(lists)} approaches x {len(rows)} segments ({n_boot} bootstrap resamples)")
     results = score_lists(lists, ids, rows, catalog, popularity, n_boot)
+    if config.evaluation_in_session:
+        say("cold-start users in session (at their first event)")
+        session_started = time.perf_counter()
+        merge_results(
+            results,
+            in_session_results(
+                settings, config, parts, rankers, catalog, events, popularity, n_boot
+            ),
+        )
+        results.timings["in_session"] = round(time.perf_counter() - session_started, 1)
     results.timings.update(rankers.seconds)
     results.timings["embed_catalog"] = embed_seconds
     results.timings["test_examples_and_scoring"] = round(time.perf_counter() - started, 1)

@@ -37,6 +37,8 @@ class RankerConfig:
         evaluation_all_cold_users: query every cold-start user (no event before the test
             period) on top of the ``evaluation_users`` sample; the cold-user segments then
             measure all of them and every other segment the random sample only.
+        evaluation_in_session: also query every cold-start user right after their first
+            event, as the service meets them (segment ``cold_users_in_session``).
         profile_ceiling_users: users averaged per profile for the profile-only ceiling
             (``oracle_profile``; None = not computed). It costs about a minute per test
             cutoff at seed scale.
@@ -60,6 +62,7 @@ class RankerConfig:
     evaluation_step_days: int | None = None
     validation_negatives_per_query: int | None = None
     evaluation_all_cold_users: bool = False
+    evaluation_in_session: bool = False
     profile_ceiling_users: int | None = None
     rerank: RerankConfig = field(default_factory=RerankConfig)
 
@@ -117,6 +120,7 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
             doc, "validation", "negatives_per_query", path
         ),
         evaluation_all_cold_users=_optional_flag(doc, "evaluation", "all_cold_users", path),
+        evaluation_in_session=_optional_flag(doc, "evaluation", "in_session", path),
         profile_ceiling_users=_optional_count(doc, "evaluation", "profile_ceiling_users", path),
         rerank=_rerank(doc.get("rerank") or {}, path),
     )

@@ -11,9 +11,19 @@ import numpy as np
 import pandas as pd
 
 from shoprank.candidates.base import CandidateGenerator
-from shoprank.candidates.data import Catalog, as_datetime64, load_catalog, load_log
-from shoprank.features.training_set import join_features_by_entity
+from shoprank.candidates.data import (
+    Catalog,
+    InteractionLog,
+    Queries,
+    as_datetime64,
+    live_events,
+    load_catalog,
+    load_log,
+    recent_items,
+)
+from shoprank.features.training_set import calendar_key, join_features_by_entity
 from shoprank.ranking.dataset import (
+    GRADES,
     Cutoff,
     attach_labels,
     build_queries,
@@ -105,6 +115,114 @@ def examples_at(
     return CutoffData(
         cutoff, generators, labels[labels["user_id"].isin(query_users)], rows, sampled
     )
+
+
+def session_examples_at(
+    settings: Settings,
+    part: CutoffData,
+    points: pd.DataFrame,
+    events: InteractionLog,
+    catalog: Catalog,
+    k: int = 100,
+) -> CutoffData:
+    """Examples for queries made inside sessions, with the generators fit at ``part``'s cutoff.
+
+    This is how the service meets a visitor: the models were fit at the last refit (the
+    cutoff), and the request carries what the user did since (live events). ``points`` has
+    one row per user: ``user_id`` and ``at`` (naive UTC, at or after the cutoff), the moment
+    of the query. The user's events from the cutoff up to and including ``at`` are their
+    live events (fed to the generators and, through the feature store's per-event session
+    features, to the ranker); relevance is what they did after ``at``, within
+    ``part.cutoff.horizon_days``, on products they had not touched yet. Products touched
+    live are not recommended (every approach alike), so lists are judged on what the user
+    goes on to discover. Query ids come from ``at``, so they never collide with the
+    cutoff's own queries.
+    """
+    cutoff = part.cutoff
+    at = points.drop_duplicates("user_id").set_index("user_id")["at"].astype("datetime64[us]")
+    frame = _log_frame(events)
+    frame = frame[frame["user"].isin(at.index)]
+    when = at.reindex(frame["user"]).to_numpy()
+    start = as_datetime64(cutoff.at)
+    live_rows = frame.index[(frame["t"] >= start) & (frame["t"] <= when)]
+    horizon = np.timedelta64(cutoff.horizon_days, "D")
+    after = frame[(frame["t"] > when) & (frame["t"] < when + horizon)]
+    touched = pd.DataFrame(
+        {"user_id": events.user_id[live_rows], "product_id": events.item_id[live_rows]}
+    )
+    labels = _anti_join(_session_labels(events, after), touched)
+    # Queries are the users who do something new after the moment (as at cutoffs: users who
+    # show up in the window).
+    users = np.sort(labels["user_id"].unique())
+    at = at.reindex(users)
+    frame = frame[frame["user"].isin(users)]
+    live = _subset(events, live_rows[np.isin(events.user_id[live_rows], users)])
+    past = _subset(events, frame.index[frame["t"] < start])
+    items, weights = live_events(live, users)
+    recent = recent_items(_concat_logs(past, live), users, length=5)
+    profiles = load_users(settings).reindex(users).reset_index()
+    queries = Queries(users, cutoff.at, recent, profiles, items, weights)
+    allowed = catalog.launched_mask(_as_datetime(at.max() + horizon)) & in_stock_mask(catalog)
+    candidates = _anti_join(candidate_frame(part.generators, queries, k, allowed), touched)
+    qid = pd.Series(session_query_ids(users, at.to_numpy()), index=users)
+    candidates = attach_labels(candidates, labels)
+    candidates[QUERY] = qid.reindex(candidates["user_id"]).to_numpy()
+    labels[QUERY] = qid.reindex(labels["user_id"]).to_numpy()
+    rows = entity_columns(candidates, catalog, cutoff)
+    rows["event_timestamp"] = pd.to_datetime(at.reindex(rows["user_id"]).to_numpy(), utc=True)
+    rows["calendar_date"] = calendar_key(rows["event_timestamp"])
+    rows = add_crosses(join_features_by_entity(settings, rows))
+    return CutoffData(cutoff, part.generators, labels, rows)
+
+
+def session_query_ids(user_ids: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """One id per in-session query (user, moment): like :func:`query_ids`, keyed by ``at``."""
+    seconds = np.asarray(at, dtype="datetime64[s]").astype(np.int64)
+    return np.asarray(user_ids, dtype=np.int64) + seconds * 10**7
+
+
+def _log_frame(log: InteractionLog) -> pd.DataFrame:
+    return pd.DataFrame({"user": log.user_id, "item": log.item_id, "t": log.event_at})
+
+
+def _subset(log: InteractionLog, rows: pd.Index | np.ndarray) -> InteractionLog:
+    index = np.asarray(rows, dtype=np.int64)
+    return InteractionLog(
+        **{name: None if v is None else v[index] for name, v in vars(log).items()}
+    )
+
+
+def _concat_logs(first: InteractionLog, second: InteractionLog) -> InteractionLog:
+    return InteractionLog(
+        **{
+            name: None if v is None else np.concatenate([v, getattr(second, name)])
+            for name, v in vars(first).items()
+        }
+    )
+
+
+def _session_labels(events: InteractionLog, after: pd.DataFrame) -> pd.DataFrame:
+    """Graded labels (user_id, product_id, label, revenue) from the event rows ``after``."""
+    index = after.index.to_numpy()
+    revenue = events.revenue[index] if events.revenue is not None else np.zeros(len(index))
+    frame = pd.DataFrame(
+        {
+            "user_id": events.user_id[index],
+            "product_id": events.item_id[index],
+            "label": pd.Series(events.weight[index]).map(GRADES).to_numpy(),
+            "revenue": revenue.astype(np.float64),
+        }
+    )
+    return frame.groupby(["user_id", "product_id"], as_index=False).agg(
+        label=("label", "max"), revenue=("revenue", "sum")
+    )
+
+
+def _anti_join(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``frame`` whose (user_id, product_id) is not in ``pairs``."""
+    keys = ["user_id", "product_id"]
+    hit = pd.MultiIndex.from_frame(frame[keys]).isin(pd.MultiIndex.from_frame(pairs[keys]))
+    return frame[~hit].reset_index(drop=True)
 
 
 def query_ids(user_ids: pd.Series | np.ndarray, cutoff: Cutoff) -> np.ndarray:
