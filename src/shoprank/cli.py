@@ -225,6 +225,12 @@ def _query_note(config) -> str:
             " period) who showed up, queried on top of the sample; every other segment is the"
             " sample only."
         )
+    if config.evaluation_in_session:
+        note += (
+            " `cold_users_in_session` queries every cold-start user once more, right after"
+            " their first event (the models as of the last weekly cutoff plus that event),"
+            " and counts what they did next on products they had not touched yet."
+        )
     return note + "\n"
 
 

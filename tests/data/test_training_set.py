@@ -124,3 +124,22 @@ def test_joining_per_entity_equals_joining_per_row(tiny_platform, tiny_settings,
             check_dtype=False,
             obj=column,
         )
+
+
+def test_daily_keys_look_products_up_as_of_the_day(tiny_platform, tiny_settings, training):
+    from shoprank.features.training_set import join_features_by_entity
+
+    rows = training[
+        ["user_id", "product_id", "category_l1", "calendar_date", "event_timestamp", "label"]
+    ].head(300)
+    midday = rows.assign(event_timestamp=rows["event_timestamp"] + pd.Timedelta(hours=13))
+    daily = join_features_by_entity(tiny_settings, midday, daily_keys=("product_id",))
+    day_start = midday.assign(event_timestamp=midday["event_timestamp"].dt.floor("D"))
+    at_midnight = join_features_by_entity(tiny_settings, day_start)
+    exact = join_features_by_entity(tiny_settings, midday)
+    product = [c for c in daily.columns if c.startswith("product_features__")]
+    user = [c for c in daily.columns if c.startswith("user_features__")]
+    assert product and user
+    # product features as of the day's start; every other view at the row's own moment
+    pd.testing.assert_frame_equal(daily[product], at_midnight[product])
+    pd.testing.assert_frame_equal(daily[user], exact[user])

@@ -57,7 +57,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
         "oracle",
         "oracle_profile",
     }
-    assert set(results.approaches) == expected
+    assert set(results.approaches) == expected | {"als_live"}  # als_live: in session only
     assert {"all", "warm_users", "cold_users", "cold_users_no_events"} <= set(results.segments)
     n = results.n_users
     assert n["warm_users"] + n["cold_users"] == n["all"]
@@ -68,7 +68,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
     assert ndcg["ci_low"] <= ndcg["value"] <= ndcg["ci_high"]
     # cold-start users in session: every generator and ranker, no oracle (see in_session_results)
     in_session = {a for a in results.approaches if "cold_users_in_session" in results.results[a]}
-    assert in_session == expected - {"ranker_reranked", "oracle", "oracle_profile"}
+    assert in_session == expected - {"ranker_reranked", "oracle", "oracle_profile"} | {"als_live"}
     assert n["cold_users_in_session"] > 0
 
 
@@ -244,7 +244,7 @@ def test_in_session_queries_see_the_first_event_and_nothing_after(tiny_platform,
     from shoprank.candidates.data import load_catalog, load_log
     from shoprank.evaluation.offline import first_event_points, generator_factory
     from shoprank.ranking.dataset import Cutoff
-    from shoprank.ranking.examples import examples_at, session_examples_at
+    from shoprank.ranking.examples import examples_at, session_examples_at, session_queries
     from shoprank.ranking.model import QUERY
 
     splits = tiny_settings.splits
@@ -254,7 +254,11 @@ def test_in_session_queries_see_the_first_event_and_nothing_after(tiny_platform,
     catalog = load_catalog(tiny_settings.warehouse_path)
     points = first_event_points(events, [part], splits.test_start)[0]
     assert len(points) > 0
-    data = session_examples_at(tiny_settings, part, points, events, catalog, k=20)
+    session = session_queries(tiny_settings, cutoff, points, events, catalog)
+    data = session_examples_at(tiny_settings, part, session, catalog, k=20)
+    # live events are the first event; the query knows nothing else about the user
+    assert (session.queries.live_items[:, 0] >= 0).all()
+    assert (session.queries.recent_items[:, 0] == session.queries.live_items[:, 0]).all()
 
     log = pd.DataFrame({"user_id": events.user_id, "product_id": events.item_id})
     log["at"] = events.event_at

@@ -19,13 +19,14 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from shoprank.candidates.affinity import CategoryAffinity
 from shoprank.candidates.als import ALS
 from shoprank.candidates.base import CandidateGenerator
 from shoprank.candidates.content import ContentSimilarity, catalog_vectors
 from shoprank.candidates.covisitation import CoVisitation
-from shoprank.candidates.data import Catalog, InteractionLog, as_datetime64
+from shoprank.candidates.data import Catalog, InteractionLog, Queries, as_datetime64
 from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
 from shoprank.evaluation.metrics import Relevance, evaluate
 from shoprank.evaluation.report import EvaluationResults
@@ -95,11 +96,21 @@ def _training_examples(
     seed: int,
     catalog: Catalog,
     make_generators: GeneratorFactory,
+    events: InteractionLog | None = None,
 ) -> pd.DataFrame:
-    """Examples at one training cutoff, negatives subsampled."""
+    """Examples at one training cutoff, negatives subsampled.
+
+    With ``config.session_users_per_cutoff`` (and ``events``, the whole log) in-session
+    queries are added: users ranked at a random one of their events in the week, with the
+    generators of the cutoff and the events since it as live events, as the service ranks.
+    """
+    from shoprank.ranking.dataset import sample_negatives
+    from shoprank.ranking.examples import session_examples_at, session_points, session_queries
+
+    cutoff = Cutoff(at, config.horizon_days)
     data = examples_at(
         settings,
-        Cutoff(at, config.horizon_days),
+        cutoff,
         make_generators,
         config.candidates_per_generator,
         config.users_per_cutoff,
@@ -107,7 +118,13 @@ def _training_examples(
         catalog=catalog,
         negatives_per_query=config.negatives_per_query,
     )
-    return data.examples
+    if not config.session_users_per_cutoff or events is None:
+        return data.examples
+    points = session_points(events, cutoff, config.session_users_per_cutoff, seed)
+    session = session_queries(settings, cutoff, points, events, catalog, until=cutoff.end)
+    live = session_examples_at(settings, data, session, catalog, config.candidates_per_generator)
+    live_rows = sample_negatives(live.examples, config.negatives_per_query, seed=seed)
+    return pd.concat([data.examples, live_rows], ignore_index=True)
 
 
 def train_rankers(
@@ -122,9 +139,16 @@ def train_rankers(
     say(f"training and validation examples ({len(config.training_cutoffs)} training cutoffs)")
     out = TrainedRankers()
     started = time.perf_counter()
+    events = None
+    if config.session_users_per_cutoff:
+        from shoprank.candidates.data import load_log
+
+        events = load_log(
+            settings.warehouse_path, settings.splits.data_start, settings.splits.validation_start
+        )
     train = pd.concat(
         [
-            _training_examples(settings, config, c, i, catalog, make_generators)
+            _training_examples(settings, config, c, i, catalog, make_generators, events)
             for i, c in enumerate(config.training_cutoffs)
         ],
         ignore_index=True,
@@ -447,21 +471,25 @@ def in_session_results(
     The weekly cutoffs meet a new user with nothing but a profile until the next refit;
     the service meets them with the session they are in. Here every cold-start user is
     queried at their first event, with the generators (and the ranker's features) as of
-    the last weekly cutoff plus that event (:func:`session_examples_at`): ALS folds the
-    event in, the category generator counts it in its leaf, co-visitation and content start
-    from it, and the feature store's session features hold it. Relevance is what the user
-    then does in the week on products they had not touched. One segment,
-    :data:`IN_SESSION`; there is no oracle for it (the truth's expected gain does not
-    condition on the session the user is in).
+    the last weekly cutoff plus that event (:func:`session_queries`): co-visitation and
+    content start from it, the category generator counts it in its leaf, ALS folds it in
+    (``als_live``) and the feature store's session features hold it. ``als`` is the
+    current system as deployed: it learns a user at its next refit, so it serves a new
+    visitor its fallback. Relevance is what the user then does in the week on products
+    they had not touched. One segment, :data:`IN_SESSION`; no oracle (the truth's expected
+    gain does not condition on the session the user is in).
     """
-    from shoprank.ranking.examples import session_examples_at
+    from shoprank.ranking.examples import session_examples_at, session_queries
 
     points = first_event_points(events, parts, settings.splits.test_start)
-    blocks = [
-        session_examples_at(settings, part, mine, events, catalog, config.candidates_per_generator)
-        for part, mine in zip(parts, points, strict=True)
-        if len(mine)
-    ]
+    blocks, current = [], []
+    for part, mine in zip(parts, points, strict=True):
+        if not len(mine):
+            continue
+        session = session_queries(settings, part.cutoff, mine, events, catalog)
+        k = config.candidates_per_generator
+        blocks.append(session_examples_at(settings, part, session, catalog, k))
+        current.append(_without_live(part.generators["als"], session))
     labels = pd.concat([b.labels for b in blocks], ignore_index=True)
     examples = pd.concat([b.examples for b in blocks], ignore_index=True)
     ids = np.sort(labels[QUERY].unique())
@@ -470,12 +498,36 @@ def in_session_results(
         name: lists_from_column(keys.assign(rank=examples[f"{name}_rank"]), ids, "rank", True)
         for name in blocks[0].generators
     }
+    lists["als_live"] = lists.pop("als")
+    lists["als"] = lists_from_column(pd.concat(current, ignore_index=True), ids, "rank", True)
     for name, model in rankers.models.items():
         lists[name] = lists_from_column(
             keys.assign(score=model.predict(examples)), ids, "score", False
         )
     rows = {IN_SESSION: (np.arange(len(ids)), labels)}
     return score_lists(lists, ids, rows, catalog, item_popularity, n_boot)
+
+
+def _without_live(generator: CandidateGenerator, session) -> pd.DataFrame:
+    """``generator``'s top ``LIST_LENGTH`` for the session queries, blind to their live events.
+
+    Rows (query_id, product_id, rank); touched products are excluded as for every approach.
+    """
+    from shoprank.ranking.examples import session_query_ids
+
+    queries = session.queries
+    blind = Queries(queries.user_id, queries.as_of, queries.recent_items, queries.segments)
+    row_of = pd.Series(np.arange(len(queries)), index=queries.user_id)
+    touched = session.touched
+    exclude = sp.csr_matrix(
+        (np.ones(len(touched)), (row_of.reindex(touched["user_id"]), touched["product_id"])),
+        shape=(len(queries), len(session.allowed)),
+    )
+    items = generator.recommend(blind, LIST_LENGTH, session.allowed, exclude).items
+    rows, ranks = np.nonzero(items >= 0)
+    moments = session.moments.reindex(queries.user_id).to_numpy()
+    qid = session_query_ids(queries.user_id, moments)
+    return pd.DataFrame({QUERY: qid[rows], "product_id": items[rows, ranks], "rank": ranks + 1})
 
 
 def merge_results(into: EvaluationResults, other: EvaluationResults) -> None:

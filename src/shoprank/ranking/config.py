@@ -29,6 +29,9 @@ class RankerConfig:
         users_per_cutoff: users sampled per training cutoff (None = all who show up).
         negatives_per_query: unlabelled candidates kept per training query (all labelled ones
             are kept).
+        session_users_per_cutoff: in-session training queries per training cutoff (users
+            queried at a random one of their events in the window, with the events since
+            the cutoff as live events, as the service ranks; None = none).
         validation_users: users sampled over the validation cutoffs (early stopping).
         validation_step_days: days between rolling validation cutoffs (None = one cutoff
             at the start of the validation period, labelled over all of it).
@@ -59,6 +62,7 @@ class RankerConfig:
     evaluation_users: int | None
     params: RankerParams
     validation_step_days: int | None = None
+    session_users_per_cutoff: int | None = None
     evaluation_step_days: int | None = None
     validation_negatives_per_query: int | None = None
     evaluation_all_cold_users: bool = False
@@ -115,6 +119,7 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         evaluation_users=_get(doc, "evaluation.users", path),
         params=RankerParams(**xgb),
         validation_step_days=_optional_count(doc, "validation", "step_days", path),
+        session_users_per_cutoff=_optional_count(doc, "training", "session_users_per_cutoff", path),
         evaluation_step_days=_optional_count(doc, "evaluation", "step_days", path),
         validation_negatives_per_query=_optional_count(
             doc, "validation", "negatives_per_query", path

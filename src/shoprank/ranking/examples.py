@@ -117,28 +117,44 @@ def examples_at(
     )
 
 
-def session_examples_at(
+@dataclass(frozen=True)
+class SessionQueries:
+    """Queries made inside sessions, after the generators' last fit (see :func:`session_queries`).
+
+    Attributes:
+        queries: one per user, with the events since the cutoff as live events.
+        moments: each query's moment (naive UTC), indexed by user_id like ``queries``.
+        touched: (user_id, product_id) of the live events: never recommended nor relevant.
+        labels: graded relevance after each moment (user_id, product_id, label, revenue).
+        allowed: products that may be recommended (launched by the last window's end, in stock).
+    """
+
+    queries: Queries
+    moments: pd.Series
+    touched: pd.DataFrame
+    labels: pd.DataFrame
+    allowed: np.ndarray
+
+
+def session_queries(
     settings: Settings,
-    part: CutoffData,
+    cutoff: Cutoff,
     points: pd.DataFrame,
     events: InteractionLog,
     catalog: Catalog,
-    k: int = 100,
-) -> CutoffData:
-    """Examples for queries made inside sessions, with the generators fit at ``part``'s cutoff.
+    until: np.datetime64 | None = None,
+) -> SessionQueries:
+    """Queries inside sessions: how the service meets a visitor between two refits.
 
-    This is how the service meets a visitor: the models were fit at the last refit (the
-    cutoff), and the request carries what the user did since (live events). ``points`` has
-    one row per user: ``user_id`` and ``at`` (naive UTC, at or after the cutoff), the moment
-    of the query. The user's events from the cutoff up to and including ``at`` are their
-    live events (fed to the generators and, through the feature store's per-event session
-    features, to the ranker); relevance is what they did after ``at``, within
-    ``part.cutoff.horizon_days``, on products they had not touched yet. Products touched
-    live are not recommended (every approach alike), so lists are judged on what the user
-    goes on to discover. Query ids come from ``at``, so they never collide with the
-    cutoff's own queries.
+    The models were fit at the cutoff; the request carries what the user did since (live
+    events). ``points`` has ``user_id`` and ``at`` (naive UTC, at or after the cutoff), the
+    moment of the query, one row per user. The user's events from the cutoff up to and
+    including ``at`` are live; relevance is what they did after ``at``, within
+    ``cutoff.horizon_days`` (and before ``until``, when given: training labels must not run
+    into the validation period), on products they had not touched yet, so lists are judged
+    on what the user goes on to discover. Only users who do something new are queries, as
+    at cutoffs only users who show up are.
     """
-    cutoff = part.cutoff
     at = points.drop_duplicates("user_id").set_index("user_id")["at"].astype("datetime64[us]")
     frame = _log_frame(events)
     frame = frame[frame["user"].isin(at.index)]
@@ -146,33 +162,66 @@ def session_examples_at(
     start = as_datetime64(cutoff.at)
     live_rows = frame.index[(frame["t"] >= start) & (frame["t"] <= when)]
     horizon = np.timedelta64(cutoff.horizon_days, "D")
-    after = frame[(frame["t"] > when) & (frame["t"] < when + horizon)]
+    end = when + horizon if until is None else np.minimum(when + horizon, until)
     touched = pd.DataFrame(
         {"user_id": events.user_id[live_rows], "product_id": events.item_id[live_rows]}
     )
+    after = frame[(frame["t"] > when) & (frame["t"] < end)]
     labels = _anti_join(_session_labels(events, after), touched)
-    # Queries are the users who do something new after the moment (as at cutoffs: users who
-    # show up in the window).
     users = np.sort(labels["user_id"].unique())
-    at = at.reindex(users)
     frame = frame[frame["user"].isin(users)]
     live = _subset(events, live_rows[np.isin(events.user_id[live_rows], users)])
     past = _subset(events, frame.index[frame["t"] < start])
-    items, weights = live_events(live, users)
     recent = recent_items(_concat_logs(past, live), users, length=5)
     profiles = load_users(settings).reindex(users).reset_index()
-    queries = Queries(users, cutoff.at, recent, profiles, items, weights)
+    queries = Queries(users, cutoff.at, recent, profiles, *live_events(live, users))
+    at = at.reindex(users)
     allowed = catalog.launched_mask(_as_datetime(at.max() + horizon)) & in_stock_mask(catalog)
-    candidates = _anti_join(candidate_frame(part.generators, queries, k, allowed), touched)
+    touched = touched[touched["user_id"].isin(users)].drop_duplicates(ignore_index=True)
+    return SessionQueries(queries, at, touched, labels, allowed)
+
+
+def session_examples_at(
+    settings: Settings, part: CutoffData, session: SessionQueries, catalog: Catalog, k: int = 100
+) -> CutoffData:
+    """Ranking examples for in-session queries, with the generators fit at ``part``'s cutoff.
+
+    The union of the generators' top-``k`` (products touched live removed, for every
+    approach alike) gets Feast features as of each query's moment, so the session features
+    hold the live events; product features are looked up as of the moment's day (daily
+    snapshots, see :func:`join_features_by_entity`). Query ids come from the moments
+    (:func:`session_query_ids`), so they never collide with the cutoff's own queries.
+    """
+    users, at = session.queries.user_id, session.moments
+    candidates = candidate_frame(part.generators, session.queries, k, session.allowed)
+    candidates = attach_labels(_anti_join(candidates, session.touched), session.labels)
     qid = pd.Series(session_query_ids(users, at.to_numpy()), index=users)
-    candidates = attach_labels(candidates, labels)
     candidates[QUERY] = qid.reindex(candidates["user_id"]).to_numpy()
-    labels[QUERY] = qid.reindex(labels["user_id"]).to_numpy()
-    rows = entity_columns(candidates, catalog, cutoff)
+    labels = session.labels.assign(**{QUERY: qid.reindex(session.labels["user_id"]).to_numpy()})
+    rows = entity_columns(candidates, catalog, part.cutoff)
     rows["event_timestamp"] = pd.to_datetime(at.reindex(rows["user_id"]).to_numpy(), utc=True)
     rows["calendar_date"] = calendar_key(rows["event_timestamp"])
-    rows = add_crosses(join_features_by_entity(settings, rows))
-    return CutoffData(cutoff, part.generators, labels, rows)
+    rows = add_crosses(join_features_by_entity(settings, rows, daily_keys=("product_id",)))
+    return CutoffData(part.cutoff, part.generators, labels, rows)
+
+
+def session_points(
+    events: InteractionLog, cutoff: Cutoff, n_users: int | None, seed: int
+) -> pd.DataFrame:
+    """In-session query moments for training: one random event per user in the window.
+
+    Serving ranks at every page view, so the moments are events drawn uniformly from each
+    sampled user's events in the cutoff's window (``n_users`` users; None = all).
+    """
+    start = as_datetime64(cutoff.at)
+    window = np.flatnonzero((events.event_at >= start) & (events.event_at < cutoff.end))
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"user_id": events.user_id[window], "at": events.event_at[window]})
+    frame = frame.assign(_r=rng.random(len(frame))).sort_values("_r", kind="stable")
+    frame = frame.drop_duplicates("user_id").drop(columns="_r")
+    if n_users is not None and n_users < len(frame):
+        frame = frame.iloc[:n_users]
+    return frame.sort_values("user_id", ignore_index=True)
 
 
 def session_query_ids(user_ids: np.ndarray, at: np.ndarray) -> np.ndarray:
