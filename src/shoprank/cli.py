@@ -205,8 +205,8 @@ def evaluate(
     for metric in ("ndcg@10", "recall@50"):
         plot_metric(results, metric, out / f"evaluation_{metric.replace('@', '')}.png")
     plot_importance(run.rankers.models["ranker"], out / "ranker_feature_importance.png")
-    tag = save_evaluated_ranker(settings, ranker_config, run)
-    console.print(f"ranker saved to the BentoML model store as {tag}")
+    tags = save_evaluated_ranker(settings, ranker_config, run)
+    console.print(f"saved to the BentoML model store as {', '.join(tags)}")
     console.print(table)
     console.print(f"reports written to {out}/evaluation.{{json,md}} and PNG plots")
 

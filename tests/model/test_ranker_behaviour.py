@@ -19,6 +19,7 @@ training:
   horizon_days: 28
   users_per_cutoff: null
   negatives_per_query: 40
+  session_users_per_cutoff: 300
 validation:
   users: null
 evaluation:
@@ -57,7 +58,9 @@ def test_evaluation_covers_every_approach_and_segment(run):
         "oracle",
         "oracle_profile",
     }
-    assert set(results.approaches) == expected | {"als_live"}  # als_live: in session only
+    # in session only: ALS folding live events in, and the session ranker
+    assert set(results.approaches) == expected | {"als_live", "ranker_session"}
+    assert set(results.results["ranker_session"]) == {"cold_users_in_session"}
     assert {"all", "warm_users", "cold_users", "cold_users_no_events"} <= set(results.segments)
     n = results.n_users
     assert n["warm_users"] + n["cold_users"] == n["all"]
@@ -68,7 +71,10 @@ def test_evaluation_covers_every_approach_and_segment(run):
     assert ndcg["ci_low"] <= ndcg["value"] <= ndcg["ci_high"]
     # cold-start users in session: every generator and ranker, no oracle (see in_session_results)
     in_session = {a for a in results.approaches if "cold_users_in_session" in results.results[a]}
-    assert in_session == expected - {"ranker_reranked", "oracle", "oracle_profile"} | {"als_live"}
+    assert in_session == expected - {"ranker_reranked", "oracle", "oracle_profile"} | {
+        "als_live",
+        "ranker_session",
+    }
     assert n["cold_users_in_session"] > 0
 
 
@@ -153,14 +159,25 @@ def test_evaluated_ranker_is_saved_with_its_metadata(run, tiny_settings, tmp_pat
     settings = tiny_settings.model_copy(update={"bentoml_home": tmp_path})
     config_path = tmp_path / "ranker.yaml"
     config_path.write_text(TINY_CONFIG)
-    tag = save_evaluated_ranker(settings, load_ranker_config(config_path, settings.splits), run)
-    assert ":" in tag and not tag.endswith(":latest")
+    tags = save_evaluated_ranker(settings, load_ranker_config(config_path, settings.splits), run)
+    assert all(":" in tag and not tag.endswith(":latest") for tag in tags)
     saved = list_rankers(home=tmp_path)[0]
+    assert saved["tag"] == tags[0]
     assert saved["labels"]["feature_service"] == "ranker_v1"
     assert saved["metrics"]["test_ndcg@10"] == run.results.get("ranker", "all", "ndcg@10")["value"]
     rows = run.test.examples.head(300)
     np.testing.assert_array_equal(
-        load_ranker(tag, home=tmp_path).predict(rows), run.rankers.models["ranker"].predict(rows)
+        load_ranker(tags[0], home=tmp_path).predict(rows),
+        run.rankers.models["ranker"].predict(rows),
+    )
+    # the session ranker is saved under its own name, with its in-session metrics
+    session = list_rankers("shoprank_session_ranker", home=tmp_path)[0]
+    assert session["tag"] == tags[1]
+    in_session = run.results.get("ranker_session", "cold_users_in_session", "ndcg@10")
+    assert session["metrics"]["test_ndcg@10"] == in_session["value"]
+    np.testing.assert_array_equal(
+        load_ranker(tags[1], home=tmp_path).predict(rows),
+        run.rankers.models["ranker_session"].predict(rows),
     )
 
 
