@@ -98,20 +98,21 @@ def _session_examples(
     part: CutoffData,
     catalog: Catalog,
     events: InteractionLog,
-    negatives: int | None,
+    sample: tuple[int | None, int | None],
     seed: int,
 ) -> pd.DataFrame:
     """In-session examples with ``part``'s generators: users ranked at a random event.
 
-    ``config.session_users_per_cutoff`` moments are drawn by :func:`session_points` from
-    the cutoff's window, the events since the cutoff are live, and labels stop at the
-    window's end.
+    ``sample`` is (users, negatives per query): that many moments are drawn by
+    :func:`session_points` from the cutoff's window, the events since the cutoff are live,
+    and labels stop at the window's end.
     """
     from shoprank.ranking.dataset import sample_negatives
     from shoprank.ranking.examples import session_examples_at, session_points, session_queries
 
     cutoff = part.cutoff
-    points = session_points(events, cutoff, config.session_users_per_cutoff, seed)
+    n_users, negatives = sample
+    points = session_points(events, cutoff, n_users, seed)
     session = session_queries(settings, cutoff, points, events, catalog, until=cutoff.end)
     k = config.candidates_per_generator
     rows = session_examples_at(settings, part, session, catalog, k).examples
@@ -146,8 +147,8 @@ def _examples(
         )
         train.append(data.examples)
         if sessions:
-            negatives = config.negatives_per_query
-            rows = _session_examples(settings, config, data, catalog, events, negatives, i)
+            sample = (config.session_users_per_cutoff, config.negatives_per_query)
+            rows = _session_examples(settings, config, data, catalog, events, sample, i)
             session_train.append(rows)
     splits = settings.splits
     period = (
@@ -157,14 +158,16 @@ def _examples(
         config.validation_users,
     )
     negatives = config.validation_negatives_per_query
-    for j, part in enumerate(
-        rolling_examples(
-            settings, config, catalog, make_generators, period, 99, negatives_per_query=negatives
-        )
-    ):
+    parts = rolling_examples(
+        settings, config, catalog, make_generators, period, 99, negatives_per_query=negatives
+    )
+    # As many in-session validation queries per cutoff as the ranker has validation users.
+    per_cutoff = config.validation_users and -(-config.validation_users // len(parts))
+    for j, part in enumerate(parts):
         valid.append(part.examples)
         if sessions:
-            rows = _session_examples(settings, config, part, catalog, events, negatives, 99 + j)
+            sample = (per_cutoff, negatives)
+            rows = _session_examples(settings, config, part, catalog, events, sample, 99 + j)
             session_valid.append(rows)
     join = partial(pd.concat, ignore_index=True)
     if not sessions:

@@ -29,9 +29,12 @@ class RankerConfig:
         users_per_cutoff: users sampled per training cutoff (None = all who show up).
         negatives_per_query: unlabelled candidates kept per training query (all labelled ones
             are kept).
-        session_users_per_cutoff: in-session training queries per training cutoff (users
-            queried at a random one of their events in the window, with the events since
-            the cutoff as live events, as the service ranks; None = none).
+        session_users_per_cutoff: train the session ranker (``ranker_session``) on this
+            many in-session queries per training cutoff: users ranked at a random one of
+            their events in the window, with the events since the cutoff as live events, as
+            the service ranks inside a session (None = no session ranker). It stops early
+            on as many in-session queries per validation cutoff as the ranker has
+            validation users there.
         validation_users: users sampled over the validation cutoffs (early stopping).
         validation_step_days: days between rolling validation cutoffs (None = one cutoff
             at the start of the validation period, labelled over all of it).
