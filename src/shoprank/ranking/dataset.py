@@ -42,12 +42,20 @@ def label_frame(log: InteractionLog, cutoff: Cutoff) -> pd.DataFrame:
     """
     start = as_datetime64(cutoff.at)
     window = (log.event_at >= start) & (log.event_at < cutoff.end)
-    revenue = log.revenue[window] if log.revenue is not None else np.zeros(int(window.sum()))
+    return graded_labels(log, np.flatnonzero(window))
+
+
+def graded_labels(log: InteractionLog, rows: np.ndarray) -> pd.DataFrame:
+    """Graded labels (user_id, product_id, label, revenue) from the events at ``rows``.
+
+    One row per (user, product): the best grade and the revenue summed.
+    """
+    revenue = log.revenue[rows] if log.revenue is not None else np.zeros(len(rows))
     frame = pd.DataFrame(
         {
-            "user_id": log.user_id[window],
-            "product_id": log.item_id[window],
-            "label": pd.Series(log.weight[window]).map(GRADES).to_numpy(),
+            "user_id": log.user_id[rows],
+            "product_id": log.item_id[rows],
+            "label": pd.Series(log.weight[rows]).map(GRADES).to_numpy(),
             "revenue": revenue.astype(np.float64),
         }
     )

@@ -23,12 +23,12 @@ from shoprank.candidates.data import (
 )
 from shoprank.features.training_set import calendar_key, join_features_by_entity
 from shoprank.ranking.dataset import (
-    GRADES,
     Cutoff,
     attach_labels,
     build_queries,
     candidate_frame,
     entity_columns,
+    graded_labels,
     label_frame,
     sample_negatives,
 )
@@ -167,7 +167,7 @@ def session_queries(
         {"user_id": events.user_id[live_rows], "product_id": events.item_id[live_rows]}
     )
     after = frame[(frame["t"] > when) & (frame["t"] < end)]
-    labels = _anti_join(_session_labels(events, after), touched)
+    labels = _anti_join(graded_labels(events, after.index.to_numpy()), touched)
     users = np.sort(labels["user_id"].unique())
     frame = frame[frame["user"].isin(users)]
     live = _subset(events, live_rows[np.isin(events.user_id[live_rows], users)])
@@ -247,23 +247,6 @@ def _concat_logs(first: InteractionLog, second: InteractionLog) -> InteractionLo
             name: None if v is None else np.concatenate([v, getattr(second, name)])
             for name, v in vars(first).items()
         }
-    )
-
-
-def _session_labels(events: InteractionLog, after: pd.DataFrame) -> pd.DataFrame:
-    """Graded labels (user_id, product_id, label, revenue) from the event rows ``after``."""
-    index = after.index.to_numpy()
-    revenue = events.revenue[index] if events.revenue is not None else np.zeros(len(index))
-    frame = pd.DataFrame(
-        {
-            "user_id": events.user_id[index],
-            "product_id": events.item_id[index],
-            "label": pd.Series(events.weight[index]).map(GRADES).to_numpy(),
-            "revenue": revenue.astype(np.float64),
-        }
-    )
-    return frame.groupby(["user_id", "product_id"], as_index=False).agg(
-        label=("label", "max"), revenue=("revenue", "sum")
     )
 
 
