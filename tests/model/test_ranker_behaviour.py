@@ -269,7 +269,8 @@ def test_in_session_queries_see_the_first_event_and_nothing_after(tiny_platform,
     part = examples_at(tiny_settings, cutoff, generator_factory(None), 20, n_users=5, seed=1)
     events = load_log(tiny_settings.warehouse_path, splits.data_start, splits.data_end)
     catalog = load_catalog(tiny_settings.warehouse_path)
-    points = first_event_points(events, [part], splits.test_start)[0]
+    first_event = pd.Series(events.event_at).groupby(events.user_id).min()
+    points = first_event_points(first_event, [part], splits.test_start)[0]
     assert len(points) > 0
     session = session_queries(tiny_settings, cutoff, points, events, catalog)
     data = session_examples_at(tiny_settings, part, session, catalog, k=20)

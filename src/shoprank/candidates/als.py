@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
 from shoprank.candidates.base import CandidateGenerator
@@ -76,13 +75,14 @@ class ALS(CandidateGenerator):
         ``Y``, as implicit's ``recalculate_user`` does.
         """
         keep = (items >= 0) & (items < len(self.item_factors))
-        totals = pd.Series(weights[keep], index=items[keep]).groupby(level=0).sum()
+        items, weights = items[keep], weights[keep]
         if user_id < self.weights.shape[0]:
             row = self.weights[user_id]
-            logged = pd.Series(row.data, index=row.indices)
-            totals = totals.add(logged, fill_value=0.0)
-        y = self.item_factors[totals.index.to_numpy()].astype(np.float64)
-        confidence = self.alpha * np.log1p(totals.to_numpy())
+            items = np.concatenate([items, row.indices])
+            weights = np.concatenate([weights, row.data])
+        unique, inverse = np.unique(items, return_inverse=True)
+        y = self.item_factors[unique].astype(np.float64)
+        confidence = self.alpha * np.log1p(np.bincount(inverse, weights=weights))
         gram = self.gram + self.params["regularization"] * np.eye(len(self.gram))
         gram += (y * (confidence - 1.0)[:, None]).T @ y
         return np.linalg.solve(gram, y.T @ confidence).astype(np.float32)

@@ -60,10 +60,13 @@ class InteractionLog:
 
     def before(self, moment: datetime) -> InteractionLog:
         """The events strictly before ``moment``."""
-        keep = self.event_at < as_datetime64(moment)
+        return self.take(self.event_at < as_datetime64(moment))
+
+    def take(self, rows: np.ndarray) -> InteractionLog:
+        """The events at ``rows`` (indices or a boolean mask)."""
         return InteractionLog(
             **{
-                name: None if values is None else values[keep]
+                name: None if values is None else values[rows]
                 for name, values in vars(self).items()
             }
         )
@@ -123,16 +126,29 @@ def live_events(
     """
     frame = pd.DataFrame({"user": log.user_id, "item": log.item_id, "w": log.weight})
     frame["t"] = log.event_at
-    frame = frame[np.isin(frame["user"], user_ids)].sort_values("t", ascending=False, kind="stable")
-    frame["rank"] = frame.groupby("user").cumcount()
-    frame = frame[frame["rank"] < length]
+    frame, rows, cols = _latest_per_user(frame, user_ids, length)
     items = np.full((len(user_ids), length), -1, dtype=np.int64)
     weights = np.zeros((len(user_ids), length), dtype=np.float32)
-    rows = pd.Series(np.arange(len(user_ids)), index=user_ids).reindex(frame["user"]).to_numpy()
-    cols = frame["rank"].to_numpy()
-    items[rows.astype(np.int64), cols] = frame["item"].to_numpy()
-    weights[rows.astype(np.int64), cols] = frame["w"].to_numpy()
+    items[rows, cols] = frame["item"].to_numpy()
+    weights[rows, cols] = frame["w"].to_numpy()
     return items, weights
+
+
+def _latest_per_user(
+    frame: pd.DataFrame, user_ids: np.ndarray, length: int, distinct: bool = False
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The ``length`` latest rows (column ``t``) of each user in ``user_ids`` (column ``user``).
+
+    Returns those rows with their query row and position (0 = latest); with ``distinct``
+    an item (column ``item``) counts once per user, at its latest event.
+    """
+    frame = frame[np.isin(frame["user"], user_ids)].sort_values("t", ascending=False, kind="stable")
+    if distinct:
+        frame = frame.drop_duplicates(["user", "item"])
+    rank = frame.groupby("user").cumcount().to_numpy()
+    frame = frame[rank < length]
+    rows = pd.Series(np.arange(len(user_ids)), index=user_ids).reindex(frame["user"]).to_numpy()
+    return frame, rows.astype(np.int64), rank[rank < length]
 
 
 def load_catalog(warehouse: Path) -> Catalog:
@@ -173,17 +189,9 @@ def log_from_frame(frame: pd.DataFrame) -> InteractionLog:
 def recent_items(log: InteractionLog, user_ids: np.ndarray, length: int = 5) -> np.ndarray:
     """Each user's last ``length`` distinct items in ``log`` (most recent first, -1 padded)."""
     frame = pd.DataFrame({"user": log.user_id, "item": log.item_id, "t": log.event_at})
-    frame = frame.sort_values("t", ascending=False, kind="stable")
-    frame = frame.drop_duplicates(["user", "item"])
-    frame["rank"] = frame.groupby("user").cumcount()
-    frame = frame[frame["rank"] < length]
+    frame, rows, cols = _latest_per_user(frame, user_ids, length, distinct=True)
     out = np.full((len(user_ids), length), -1, dtype=np.int64)
-    row_of = pd.Series(np.arange(len(user_ids)), index=user_ids)
-    rows = row_of.reindex(frame["user"]).to_numpy()
-    keep = ~np.isnan(rows)
-    out[rows[keep].astype(np.int64), frame["rank"].to_numpy()[keep]] = frame["item"].to_numpy()[
-        keep
-    ]
+    out[rows, cols] = frame["item"].to_numpy()
     return out
 
 

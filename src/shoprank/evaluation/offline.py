@@ -132,7 +132,7 @@ def _examples(
     the rolling cutoffs of the validation period. In-session examples (for the session
     ranker, :data:`SESSION_RANKER`) reuse each cutoff's fitted generators.
     """
-    sessions = events is not None and config.session_users_per_cutoff
+    sessions = events is not None
     train, valid, session_train, session_valid = [], [], [], []
     for i, at in enumerate(config.training_cutoffs):
         data = examples_at(
@@ -479,15 +479,15 @@ IN_SESSION = "cold_users_in_session"
 
 
 def first_event_points(
-    events: InteractionLog, parts: list[CutoffData], since: datetime
+    first_event: pd.Series, parts: list[CutoffData], since: datetime
 ) -> list[pd.DataFrame]:
     """Per test cutoff, the users whose very first event falls in its window, at that event.
 
-    Only users with no event before ``since`` (the test period) count: cold-start users as
-    the service meets them, right after the first thing they do in the shop.
+    ``first_event`` is each user's first event (naive UTC, indexed by user_id). Only users
+    with no event before ``since`` (the test period) count: cold-start users as the service
+    meets them, right after the first thing they do in the shop.
     """
-    first = pd.Series(events.event_at).groupby(events.user_id).min()
-    first = first[first >= as_datetime64(since)]
+    first = first_event[first_event >= as_datetime64(since)]
     points = []
     for part in parts:
         mine = first[(first >= as_datetime64(part.cutoff.at)) & (first < part.cutoff.end)]
@@ -501,11 +501,13 @@ def in_session_results(
     parts: list[CutoffData],
     rankers: TrainedRankers,
     catalog: Catalog,
-    events: InteractionLog,
+    log: tuple[InteractionLog, pd.Series],
     item_popularity: np.ndarray,
     n_boot: int,
 ) -> EvaluationResults:
     """Cold-start users in session: every approach right after a new user's first event.
+
+    ``log`` is the whole event log and each user's first event (as in :func:`segments`).
 
     The weekly cutoffs meet a new user with nothing but a profile until the next refit;
     the service meets them with the session they are in. Here every cold-start user is
@@ -520,13 +522,14 @@ def in_session_results(
     """
     from shoprank.ranking.examples import session_examples_at, session_queries
 
-    points = first_event_points(events, parts, settings.splits.test_start)
+    events, first_event = log
+    points = first_event_points(first_event, parts, settings.splits.test_start)
+    k = config.candidates_per_generator
     blocks, current = [], []
     for part, mine in zip(parts, points, strict=True):
         if not len(mine):
             continue
         session = session_queries(settings, part.cutoff, mine, events, catalog)
-        k = config.candidates_per_generator
         blocks.append(session_examples_at(settings, part, session, catalog, k))
         current.append(_without_live(part.generators["als"], session))
     labels = pd.concat([b.labels for b in blocks], ignore_index=True)
@@ -568,19 +571,6 @@ def _without_live(generator: CandidateGenerator, session) -> pd.DataFrame:
     moments = session.moments.reindex(queries.user_id).to_numpy()
     qid = session_query_ids(queries.user_id, moments)
     return pd.DataFrame({QUERY: qid[rows], "product_id": items[rows, ranks], "rank": ranks + 1})
-
-
-def merge_results(into: EvaluationResults, other: EvaluationResults) -> None:
-    """Add ``other``'s segments (scores, paired differences, sizes) to ``into``."""
-    for approach, by_segment in other.results.items():
-        for segment, metrics in by_segment.items():
-            into.add(approach, segment, metrics)
-    for reference, by_segment in other.comparisons.items():
-        for segment, by_other in by_segment.items():
-            for name, by_metric in by_other.items():
-                for metric, ci in by_metric.items():
-                    into.add_comparison(reference, name, segment, metric, ci)
-    into.n_users.update(other.n_users)
 
 
 @dataclass
@@ -766,11 +756,11 @@ def run_evaluation(
     if config.evaluation_in_session:
         say("cold-start users in session (at their first event)")
         session_started = time.perf_counter()
-        merge_results(
-            results,
+        session = (events, first_event)
+        results.merge(
             in_session_results(
-                settings, config, parts, rankers, catalog, events, popularity, n_boot
-            ),
+                settings, config, parts, rankers, catalog, session, popularity, n_boot
+            )
         )
         results.timings["in_session"] = round(time.perf_counter() - session_started, 1)
     results.timings.update(rankers.seconds)

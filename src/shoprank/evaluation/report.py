@@ -74,6 +74,18 @@ class EvaluationResults:
             for name, ci in metrics.items()
         }
 
+    def merge(self, other: EvaluationResults) -> None:
+        """Add ``other``'s scores, paired differences and segment sizes to these results."""
+        for approach, by_segment in other.results.items():
+            for segment, metrics in by_segment.items():
+                self.add(approach, segment, metrics)
+        for reference, by_segment in other.comparisons.items():
+            for segment, by_other in by_segment.items():
+                for name, by_metric in by_other.items():
+                    for metric, ci in by_metric.items():
+                        self.add_comparison(reference, name, segment, metric, ci)
+        self.n_users.update(other.n_users)
+
     @property
     def approaches(self) -> list[str]:
         """Approach names, in insertion order."""

@@ -169,10 +169,10 @@ def session_queries(
     after = frame[(frame["t"] > when) & (frame["t"] < end)]
     labels = _anti_join(graded_labels(events, after.index.to_numpy()), touched)
     users = np.sort(labels["user_id"].unique())
-    frame = frame[frame["user"].isin(users)]
-    live = _subset(events, live_rows[np.isin(events.user_id[live_rows], users)])
-    past = _subset(events, frame.index[frame["t"] < start])
-    recent = recent_items(_concat_logs(past, live), users, length=5)
+    live = events.take(live_rows[np.isin(events.user_id[live_rows], users)])
+    known = frame[frame["user"].isin(users)]  # before the cutoff and live: what a request knows
+    known = events.take(known.index[known["t"] <= at.reindex(known["user"]).to_numpy()])
+    recent = recent_items(known, users, length=5)
     profiles = load_users(settings).reindex(users).reset_index()
     queries = Queries(users, cutoff.at, recent, profiles, *live_events(live, users))
     at = at.reindex(users)
@@ -232,22 +232,6 @@ def session_query_ids(user_ids: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 def _log_frame(log: InteractionLog) -> pd.DataFrame:
     return pd.DataFrame({"user": log.user_id, "item": log.item_id, "t": log.event_at})
-
-
-def _subset(log: InteractionLog, rows: pd.Index | np.ndarray) -> InteractionLog:
-    index = np.asarray(rows, dtype=np.int64)
-    return InteractionLog(
-        **{name: None if v is None else v[index] for name, v in vars(log).items()}
-    )
-
-
-def _concat_logs(first: InteractionLog, second: InteractionLog) -> InteractionLog:
-    return InteractionLog(
-        **{
-            name: None if v is None else np.concatenate([v, getattr(second, name)])
-            for name, v in vars(first).items()
-        }
-    )
 
 
 def _anti_join(frame: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
