@@ -144,6 +144,28 @@ def test_rolling_test_cutoffs_give_one_list_per_user_and_week(run):
     assert sum(run.results.n_users[w] for w in weeks) == run.results.n_users["all"]
 
 
+def test_lists_made_cutoff_by_cutoff_match_the_kept_examples(run):
+    # Each cutoff is ranked as soon as it is built and only a sample of its candidates is
+    # kept; the lists of the kept queries must be what those candidates rank to.
+    from shoprank.evaluation.offline import CutoffLists, lists_from_column
+
+    examples = run.test.examples
+    kept = np.sort(examples["query_id"].unique())
+    assert 0 < len(kept) < len(run.queries)
+    assert len(kept) <= CutoffLists.kept_queries * run.queries["cutoff"].nunique()
+    row_of = pd.Series(np.arange(len(run.queries)), index=run.queries["query_id"])
+    rows = row_of.loc[kept].to_numpy()
+    keys = examples[["query_id", "user_id", "product_id"]]
+    scores = keys.assign(score=run.rankers.models["ranker"].predict(examples))
+    np.testing.assert_array_equal(
+        lists_from_column(scores, kept, "score", False), run.lists["ranker"][rows]
+    )
+    ranks = keys.assign(rank=examples["category_rank"])
+    np.testing.assert_array_equal(
+        lists_from_column(ranks, kept, "rank", True), run.lists["category"][rows]
+    )
+
+
 def test_feature_importance_plot_is_written(run, tmp_path):
     from shoprank.ranking.model import plot_importance
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -574,11 +574,56 @@ def _without_live(generator: CandidateGenerator, session) -> pd.DataFrame:
 
 
 @dataclass
+class CutoffLists:
+    """Each test cutoff's lists, made as soon as its examples exist; then most are dropped.
+
+    Called on every test cutoff's :class:`CutoffData` (``rolling_examples(each=...)``): it
+    ranks the cutoff's queries with every generator and every model in ``rankers``, keeps
+    the reference ranker's scores (for the post-ranking stage) and returns the cutoff with
+    the candidates of its first ``kept_queries`` queries only. Every candidate of every
+    query of the test month would not fit in memory when every user is queried.
+    """
+
+    rankers: dict[str, RankerModel]
+    kept_queries: int = 100
+    blocks: list[dict[str, np.ndarray]] = field(default_factory=list)
+    ranker_scores: list[pd.DataFrame] = field(default_factory=list)
+
+    def __call__(self, part: CutoffData) -> CutoffData:
+        """Rank ``part``'s queries with every approach; return it with a sample of examples."""
+        ids = query_ids(part_users(part), part.cutoff)
+        examples = part.examples
+        keys = examples[[QUERY, "user_id", "product_id"]]
+        block = {
+            name: lists_from_column(keys.assign(rank=examples[f"{name}_rank"]), ids, "rank", True)
+            for name in part.generators
+        }
+        for name, model in self.rankers.items():
+            scores = keys.assign(score=model.predict(examples))
+            block[name] = lists_from_column(scores, ids, "score", False)
+            if name == REFERENCE:
+                self.ranker_scores.append(scores)
+        self.blocks.append(block)
+        kept = examples[QUERY].isin(ids[: self.kept_queries]).to_numpy()
+        return replace(part, examples=examples[kept].reset_index(drop=True))
+
+    def merged(self) -> dict[str, np.ndarray]:
+        """Every approach's lists over all cutoffs, in :func:`query_table` order."""
+        return {name: np.vstack([b[name] for b in self.blocks]) for name in self.blocks[0]}
+
+    def scored(self) -> pd.DataFrame:
+        """query_id, user_id, product_id and the reference ranker's score, every candidate."""
+        return pd.concat(self.ranker_scores, ignore_index=True)
+
+
+@dataclass
 class EvaluationRun:
     """What ``shoprank evaluate`` produced: scores, the trained rankers, the test examples.
 
-    ``test`` merges every test cutoff (labels carry their ``query_id``); ``queries`` has one
-    row per (cutoff, user) in the order of the rows of every list in ``lists``.
+    ``test`` merges every test cutoff: its labels carry their ``query_id``; its examples
+    are every candidate of a sample of queries (the first :attr:`CutoffLists.kept_queries`
+    of each cutoff; the rest were scored and dropped). ``queries`` has one row per (cutoff,
+    user) in the order of the rows of every list in ``lists``.
     """
 
     results: EvaluationResults
@@ -597,28 +642,35 @@ def rolling_examples(
     seed: int,
     negatives_per_query: int | None = None,
     cold_since: datetime | None = None,
+    each: Callable[[CutoffData], CutoffData] | None = None,
 ) -> list[CutoffData]:
     """Examples at every rolling cutoff of a period, its users split between the cutoffs.
 
     ``period`` is (start, end, step_days, users); see :func:`rolling_cutoffs`. With
     ``negatives_per_query`` the candidates are subsampled (validation for early stopping;
     test lists always rank every candidate). With ``cold_since`` every cold-start user
-    (no event before it) is queried on top of the sample (:func:`examples_at`).
+    (no event before it) is queried on top of the sample (:func:`examples_at`). ``each``
+    is applied to every cutoff's data as soon as it is built, before the next cutoff's:
+    the test month scores each cutoff there and keeps only a sample of its examples, so
+    that querying every user never holds every cutoff's candidates in memory at once.
     """
+    keep = each or (lambda part: part)
     start, end, step_days, n_users = period
     cutoffs = rolling_cutoffs(start, end, step_days)
     per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
     return [
-        examples_at(
-            settings,
-            cutoff,
-            make_generators,
-            config.candidates_per_generator,
-            per_cutoff,
-            seed=seed + i,
-            catalog=catalog,
-            negatives_per_query=negatives_per_query,
-            cold_since=cold_since,
+        keep(
+            examples_at(
+                settings,
+                cutoff,
+                make_generators,
+                config.candidates_per_generator,
+                per_cutoff,
+                seed=seed + i,
+                catalog=catalog,
+                negatives_per_query=negatives_per_query,
+                cold_since=cold_since,
+            )
         )
         for i, cutoff in enumerate(cutoffs)
     ]
@@ -716,28 +768,19 @@ def run_evaluation(
         config.evaluation_users,
     )
     cold_since = splits.test_start if config.evaluation_all_cold_users else None
+    # The session ranker is for in-session queries only.
+    weekly = {name: m for name, m in rankers.models.items() if name != SESSION_RANKER}
+    scorer = CutoffLists(weekly)
     parts = rolling_examples(
-        settings, config, catalog, make_generators, period, seed=7, cold_since=cold_since
+        settings, config, catalog, make_generators, period, 7, cold_since=cold_since, each=scorer
     )
     test = merge_cutoffs(parts)
     queries = query_table(parts)
     ids = queries[QUERY].to_numpy()
-    keys = test.examples[[QUERY, "user_id", "product_id"]]
-    lists = {
-        name: lists_from_column(keys.assign(rank=test.examples[f"{name}_rank"]), ids, "rank", True)
-        for name in test.generators
-    }
-    scores = {  # the session ranker is for in-session queries only
-        name: model.predict(test.examples)
-        for name, model in rankers.models.items()
-        if name != SESSION_RANKER
-    }
-    for name, values in scores.items():
-        lists[name] = lists_from_column(keys.assign(score=values), ids, "score", False)
+    lists = scorer.merged()
     events = load_log(settings.warehouse_path, splits.data_start, splits.data_end)
-    scored = keys.assign(score=scores["ranker"])
     lists[RERANKED] = reranked_lists(
-        parts, scored, catalog, config.rerank, vectors, events, lists["ranker"]
+        parts, scorer.scored(), catalog, config.rerank, vectors, events, lists["ranker"]
     )
     allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
     say("oracle lists from the generator's latent truth")
