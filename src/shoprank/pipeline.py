@@ -19,6 +19,7 @@ MART_TABLES = (
     "user_features",
     "product_features",
     "user_category_affinity",
+    "user_brand_affinity",
     "calendar_features",
     "session_features",
 )

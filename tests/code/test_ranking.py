@@ -107,6 +107,7 @@ def test_ids_never_become_features_and_ablations_drop_their_groups():
             "event_timestamp",
             "calendar_date",
             "category_l1",
+            "brand",
             "session_features__last_product_id",
             "session_features__session_minutes",
             "calendar_features__month",

@@ -1,6 +1,7 @@
 """Training sets are point-in-time correct: no row sees a feature value from after its cutoff."""
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -101,6 +102,7 @@ def test_training_set_has_the_feature_service_columns(training):
         "user_features",
         "product_features",
         "user_category_affinity",
+        "user_brand_affinity",
         "calendar_features",
         "session_features",
     ):
@@ -108,11 +110,44 @@ def test_training_set_has_the_feature_service_columns(training):
     assert training["calendar_features__month"].notna().all()
 
 
+def test_brand_affinity_snapshots_agree_with_the_users_top_brand(
+    tiny_platform, tiny_settings, user_snapshots
+):
+    brands = pd.read_parquet(tiny_settings.marts_dir / "user_brand_affinity.parquet")
+    top = brands[brands["brand_rank_90d"] == 1]
+    assert top.duplicated(["user_id", "event_timestamp"]).sum() == 0
+    both = top.merge(user_snapshots, on=["user_id", "event_timestamp"])
+    assert len(both) == len(top)  # every active-day snapshot of one is a snapshot of the other
+    assert (both["brand"] == both["top_brand_90d"]).all()
+    assert np.allclose(both["brand_share_90d"], both["top_brand_share_90d"])
+
+
+def test_brand_affinity_is_joined_point_in_time_on_the_candidate_brand(tiny_settings, training):
+    # Each row sees the latest snapshot of (its user, its product's brand) at or before its
+    # cutoff, within the view's 90-day TTL; brands the user never touched stay missing.
+    brands = pd.read_parquet(tiny_settings.marts_dir / "user_brand_affinity.parquet")
+    brands = brands.assign(snapshot=pd.to_datetime(brands["event_timestamp"], utc=True))
+    rows = training.assign(at=pd.to_datetime(training["event_timestamp"], utc=True))
+    expected = pd.merge_asof(
+        rows.sort_values("at"),
+        brands.sort_values("snapshot")[["user_id", "brand", "snapshot", "brand_score_90d"]],
+        left_on="at",
+        right_on="snapshot",
+        by=["user_id", "brand"],
+        tolerance=pd.Timedelta(days=90),
+    ).set_index(["user_id", "product_id", "at"])
+    got = rows.set_index(["user_id", "product_id", "at"])["user_brand_affinity__brand_score_90d"]
+    want = expected["brand_score_90d"].reindex(got.index)
+    assert got.notna().sum() > 20 and got.isna().sum() > 20
+    pd.testing.assert_series_equal(got, want, check_names=False, check_dtype=False)
+
+
 def test_joining_per_entity_equals_joining_per_row(tiny_platform, tiny_settings, training):
     from shoprank.features.training_set import join_features_by_entity
 
     rows = training[
-        ["user_id", "product_id", "category_l1", "calendar_date", "event_timestamp", "label"]
+        ["user_id", "product_id", "category_l1", "brand", "calendar_date", "event_timestamp"]
+        + ["label"]
     ].head(500)
     grouped = join_features_by_entity(tiny_settings, rows)
     expected = training.head(500)
@@ -130,7 +165,8 @@ def test_daily_keys_look_products_up_as_of_the_day(tiny_platform, tiny_settings,
     from shoprank.features.training_set import join_features_by_entity
 
     rows = training[
-        ["user_id", "product_id", "category_l1", "calendar_date", "event_timestamp", "label"]
+        ["user_id", "product_id", "category_l1", "brand", "calendar_date", "event_timestamp"]
+        + ["label"]
     ].head(300)
     midday = rows.assign(event_timestamp=rows["event_timestamp"] + pd.Timedelta(hours=13))
     daily = join_features_by_entity(tiny_settings, midday, daily_keys=("product_id",))

@@ -1,5 +1,5 @@
--- One row per user and active day: the brand with the most weighted interest in the 90 days
--- up to that day, and its share.
+-- One row per user, active day and brand touched in the 90 days up to that day: the weighted
+-- interest (view 1, cart 3, purchase 5), its share of the user's total and its rank.
 with
 
 events as (
@@ -47,7 +47,7 @@ trailing_scores as (
 
 ),
 
-ranked as (
+final as (
 
     select
         *,
@@ -57,19 +57,6 @@ ranked as (
         ) as brand_rank
 
     from trailing_scores
-
-),
-
-final as (
-
-    select
-        user_id,
-        day_num,
-        brand as top_brand_90d,
-        share_90d as top_brand_share_90d
-
-    from ranked
-    where brand_rank = 1
 
 )
 

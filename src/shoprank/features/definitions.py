@@ -29,6 +29,7 @@ ENTITY_SPECS: dict[str, tuple[str, ValueType, str]] = {
     "user": ("user_id", ValueType.INT64, "A shopper (raw users.user_id)."),
     "product": ("product_id", ValueType.INT64, "A catalog product (raw products.product_id)."),
     "category": ("category_l1", ValueType.STRING, "A top-level catalog category."),
+    "brand": ("brand", ValueType.STRING, "A product brand (raw products.brand)."),
     "day": ("calendar_date", ValueType.STRING, "A calendar day, ISO yyyy-mm-dd (UTC)."),
 }
 
@@ -38,6 +39,7 @@ FEATURE_SERVICES: dict[str, tuple[str, ...]] = {
         "user_features",
         "product_features",
         "user_category_affinity",
+        "user_brand_affinity",
         "calendar_features",
         "session_features",
     ),

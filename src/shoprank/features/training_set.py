@@ -126,7 +126,7 @@ def _negatives(positives: pd.DataFrame, catalog: pd.DataFrame, spec: ExampleSpec
 
 
 def build_examples(warehouse: Path, splits: Splits, spec: ExampleSpec) -> pd.DataFrame:
-    """Draw (user_id, product_id, category_l1, calendar_date, event_timestamp, label) rows.
+    """Draw (user_id, product_id, category_l1, brand, calendar_date, event_timestamp, label) rows.
 
     ``event_timestamp`` is the cutoff; Feast joins each feature view as of that instant.
     """
@@ -134,17 +134,20 @@ def build_examples(warehouse: Path, splits: Splits, spec: ExampleSpec) -> pd.Dat
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
         positives = _positives(con, spec, window)
-        catalog = con.execute("select product_id, category_l1, launched_at from stg_products").df()
+        catalog = con.execute(
+            "select product_id, category_l1, brand, launched_at from stg_products"
+        ).df()
     if positives.empty:
         raise ValueError(f"no sessions in the {spec.split} window {window}: is the data built?")
     examples = pd.concat([positives, _negatives(positives, catalog, spec)], ignore_index=True)
-    examples = examples.merge(catalog[["product_id", "category_l1"]], on="product_id")
+    examples = examples.merge(catalog[["product_id", "category_l1", "brand"]], on="product_id")
     examples["event_timestamp"] = pd.to_datetime(examples.pop("cutoff")).dt.tz_localize("UTC")
     examples["calendar_date"] = calendar_key(examples["event_timestamp"])
     examples = examples.sample(frac=1.0, random_state=spec.seed).head(spec.n_rows)
     examples = examples.sort_values(["event_timestamp", "user_id", "product_id"], kind="stable")
     return examples.reset_index(drop=True)[
-        ["user_id", "product_id", "category_l1", "calendar_date", "event_timestamp", "label"]
+        ["user_id", "product_id", "category_l1", "brand", "calendar_date", "event_timestamp"]
+        + ["label"]
     ]
 
 

@@ -144,7 +144,8 @@ def attach_labels(candidates: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFram
 def entity_columns(candidates: pd.DataFrame, catalog: Catalog, cutoff: Cutoff) -> pd.DataFrame:
     """Add the Feast entity keys and the cutoff as ``event_timestamp``."""
     out = candidates.copy()
-    out["category_l1"] = catalog.frame["category_l1"].reindex(out["product_id"]).to_numpy()
+    for key in ("category_l1", "brand"):
+        out[key] = catalog.frame[key].reindex(out["product_id"]).to_numpy()
     stamp = pd.Timestamp(cutoff.at)
     out["event_timestamp"] = stamp if stamp.tzinfo else stamp.tz_localize("UTC")
     out["calendar_date"] = calendar_key(out["event_timestamp"])

@@ -16,6 +16,7 @@ KEY_COLUMNS = (
     "user_id",
     "product_id",
     "category_l1",
+    "brand",
     "calendar_date",
     "event_timestamp",
     "query_id",

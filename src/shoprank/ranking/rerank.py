@@ -438,6 +438,8 @@ _FEATURE_PHRASES: tuple[tuple[str, Callable[[float], bool], str], ...] = (
     ("n_sources", lambda v: v >= 2, "suggested by several of our recommenders"),
     ("user_category_affinity__category_rank", lambda v: v <= 3, "from a category you shop often"),
     ("user_category_affinity__", _positive, "from a category you shop often"),
+    ("user_brand_affinity__brand_rank", lambda v: v <= 3, "from a brand you like"),
+    ("user_brand_affinity__", _positive, "from a brand you like"),
     ("product_features__days_since_launch", lambda v: v <= 30, "recently launched"),
     ("product_features__price_rel_category", lambda v: v < 1, "good value for its category"),
     ("product_features__views_7d_share", lambda v: v > 0.35, "getting more attention this week"),

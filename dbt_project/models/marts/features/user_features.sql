@@ -25,6 +25,7 @@ top_category as (
 top_brand as (
 
     select * from {{ ref('int_user_brand__trailing') }}
+    where brand_rank = 1
 
 ),
 
@@ -100,8 +101,8 @@ activity_snapshots as (
         windowed.day_num + 1 - windowed.last_purchase_day_num as days_since_last_purchase,
         top_category.category_l1 as top_category_l1_90d,
         top_category.share_90d as top_category_share_90d,
-        top_brand.top_brand_90d,
-        top_brand.top_brand_share_90d,
+        top_brand.brand as top_brand_90d,
+        top_brand.share_90d as top_brand_share_90d,
         windowed.avg_price_rel_category_90d
 
     from windowed
