@@ -219,7 +219,7 @@ def _query_note(config) -> str:
         else f"a random sample of {config.evaluation_users:,}, split between the test cutoffs"
     )
     note = f"Queries: {sample}."
-    if config.evaluation_all_cold_users:
+    if config.evaluation_all_cold_users and config.evaluation_users is not None:
         note += (
             " The `cold_users*` segments hold every cold-start user (no event before the test"
             " period) who showed up, queried on top of the sample; every other segment is the"

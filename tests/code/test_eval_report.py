@@ -80,6 +80,8 @@ def test_markdown_all_segments_without_oracle(results: EvaluationResults, tmp_pa
 def test_markdown_starts_with_how_queries_were_drawn(
     results: EvaluationResults, tmp_path: Path
 ) -> None:
+    from dataclasses import replace
+
     from shoprank.cli import _query_note
     from shoprank.ranking.config import load_ranker_config
     from shoprank.settings import load_settings
@@ -87,7 +89,10 @@ def test_markdown_starts_with_how_queries_were_drawn(
     root = Path(__file__).resolve().parents[2]
     config = load_ranker_config(root / "models/ranker_v1.yaml", load_settings().splits)
     note = _query_note(config)
-    assert "random sample of 8,000" in note and "every cold-start user" in note
+    assert "every user who shows up at a test cutoff" in note and "sample" not in note
+    assert "right after their first event" in note
+    sampled = _query_note(replace(config, evaluation_users=8000))
+    assert "random sample of 8,000" in sampled and "every cold-start user" in sampled
     text = write_markdown(results, tmp_path / "eval.md", segment=None, preamble=note)
     assert text.startswith(note) and text.index(note) < text.index("### Segment `all`")
 

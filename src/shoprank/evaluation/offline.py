@@ -586,6 +586,7 @@ class CutoffLists:
 
     rankers: dict[str, RankerModel]
     kept_queries: int = 100
+    log: Progress = None
     blocks: list[dict[str, np.ndarray]] = field(default_factory=list)
     ranker_scores: list[pd.DataFrame] = field(default_factory=list)
 
@@ -604,6 +605,8 @@ class CutoffLists:
             if name == REFERENCE:
                 self.ranker_scores.append(scores)
         self.blocks.append(block)
+        if self.log:
+            self.log(f"ranked cutoff {part.cutoff.at:%Y-%m-%d}: {len(ids):,} queries")
         kept = examples[QUERY].isin(ids[: self.kept_queries]).to_numpy()
         return replace(part, examples=examples[kept].reset_index(drop=True))
 
@@ -770,7 +773,7 @@ def run_evaluation(
     cold_since = splits.test_start if config.evaluation_all_cold_users else None
     # The session ranker is for in-session queries only.
     weekly = {name: m for name, m in rankers.models.items() if name != SESSION_RANKER}
-    scorer = CutoffLists(weekly)
+    scorer = CutoffLists(weekly, log=say)
     parts = rolling_examples(
         settings, config, catalog, make_generators, period, 7, cold_since=cold_since, each=scorer
     )
