@@ -179,3 +179,24 @@ def test_daily_keys_look_products_up_as_of_the_day(tiny_platform, tiny_settings,
     # product features as of the day's start; every other view at the row's own moment
     pd.testing.assert_frame_equal(daily[product], at_midnight[product])
     pd.testing.assert_frame_equal(daily[user], exact[user])
+
+
+def test_features_joined_in_query_batches_equal_one_join(tiny_platform, tiny_settings, training):
+    # Candidates get their features a batch of queries at a time (memory); the batches
+    # must add up to exactly what one join gives.
+    from shoprank.ranking.examples import with_features
+
+    rows = training[
+        ["user_id", "product_id", "category_l1", "brand", "calendar_date", "event_timestamp"]
+        + ["label"]
+    ].head(600)
+    rows = rows.assign(query_id=rows.groupby(["user_id", "event_timestamp"]).ngroup())
+    assert rows["query_id"].nunique() > 20
+    whole = with_features(tiny_settings, rows, batch_queries=10**9)
+    batched = with_features(tiny_settings, rows, batch_queries=7)
+    key = ["query_id", "product_id"]
+    whole = whole.sort_values(key, ignore_index=True)
+    batched = batched.sort_values(key, ignore_index=True)
+    assert list(batched.columns) == list(whole.columns)
+    assert "in_top_brand" in whole.columns  # the crosses are added to every batch
+    pd.testing.assert_frame_equal(batched, whole, check_dtype=False)
