@@ -61,3 +61,61 @@
 {% macro duckdb__type_double() -%}double{%- endmacro %}
 
 {% macro bigquery__type_double() -%}float64{%- endmacro %}
+
+
+-- Weighted interest per user, active day and value of `dimension` (a category, a brand) over
+-- the trailing `days` days up to and including that day: score_<days>d, its share of the
+-- user's total that day, and <rank_name> (1 = strongest, ties broken by the dimension).
+{% macro trailing_interest(events, dimension, rank_name, days=90) -%}
+with
+
+user_days as (
+
+    select distinct
+        user_id,
+        day_num
+    from {{ events }}
+
+),
+
+dimension_days as (
+
+    select
+        user_id,
+        day_num,
+        {{ dimension }},
+        sum(event_weight) as weight
+
+    from {{ events }}
+    group by 1, 2, 3
+
+),
+
+trailing_scores as (
+
+    select
+        user_days.user_id,
+        user_days.day_num,
+        dimension_days.{{ dimension }},
+        sum(dimension_days.weight) as score_{{ days }}d
+
+    from user_days
+    inner join dimension_days
+        on
+            user_days.user_id = dimension_days.user_id
+            and dimension_days.day_num
+            between user_days.day_num - {{ days - 1 }} and user_days.day_num
+    group by 1, 2, 3
+
+)
+
+select
+    *,
+    score_{{ days }}d / sum(score_{{ days }}d) over (partition by user_id, day_num)
+        as share_{{ days }}d,
+    row_number() over (
+        partition by user_id, day_num order by score_{{ days }}d desc, {{ dimension }} asc
+    ) as {{ rank_name }}
+
+from trailing_scores
+{%- endmacro %}

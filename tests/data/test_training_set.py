@@ -192,8 +192,8 @@ def test_features_joined_in_query_batches_equal_one_join(tiny_platform, tiny_set
     ].head(600)
     rows = rows.assign(query_id=rows.groupby(["user_id", "event_timestamp"]).ngroup())
     assert rows["query_id"].nunique() > 20
-    whole = with_features(tiny_settings, rows, batch_queries=10**9)
-    batched = with_features(tiny_settings, rows, batch_queries=7)
+    whole = with_features(tiny_settings, rows, batch_rows=10**9)
+    batched = with_features(tiny_settings, rows, batch_rows=50)
     key = ["query_id", "product_id"]
     whole = whole.sort_values(key, ignore_index=True)
     batched = batched.sort_values(key, ignore_index=True)
