@@ -49,6 +49,9 @@ def test_top_k_orders_and_pads():
     assert items[0].tolist() == [1, 3, 0]
     assert items[1].tolist() == [3, -1, -1]
     assert values[0, 0] == np.float32(0.9)
+    # NaN is no score: it never outranks a real one and pads like -inf
+    items, _ = top_k(np.array([[np.nan, 0.3, np.nan, -np.inf]], dtype=np.float32), 3)
+    assert items[0].tolist() == [1, -1, -1]
 
 
 def test_popularity_and_trending_disagree_when_tastes_move():

