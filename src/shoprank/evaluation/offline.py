@@ -12,7 +12,7 @@ launched in the test month) and one segment per weekly cutoff (see :func:`segmen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -232,6 +232,28 @@ def lists_from_column(
     rows = pd.Series(np.arange(len(queries)), index=queries).reindex(frame[QUERY]).to_numpy()
     out[rows, frame["position"].to_numpy()] = frame["product_id"].to_numpy()
     return out
+
+
+def approach_lists(
+    examples: pd.DataFrame,
+    ids: np.ndarray,
+    generators: Iterable[str],
+    rankers: dict[str, RankerModel],
+) -> tuple[dict[str, np.ndarray], dict[str, pd.DataFrame]]:
+    """Every generator's and every model's lists for the queries ``ids`` of ``examples``.
+
+    Generators rank by their ``<name>_rank`` column, models by their score. Also returns
+    each model's scored keys (query_id, user_id, product_id, score).
+    """
+    keys = examples[[QUERY, "user_id", "product_id"]]
+    lists = {
+        name: lists_from_column(keys.assign(rank=examples[f"{name}_rank"]), ids, "rank", True)
+        for name in generators
+    }
+    scored = {name: keys.assign(score=model.predict(examples)) for name, model in rankers.items()}
+    for name, scores in scored.items():
+        lists[name] = lists_from_column(scores, ids, "score", False)
+    return lists, scored
 
 
 def rolling_cutoffs(start: datetime, end: datetime, step_days: int | None) -> list[Cutoff]:
@@ -535,17 +557,9 @@ def in_session_results(
     labels = pd.concat([b.labels for b in blocks], ignore_index=True)
     examples = pd.concat([b.examples for b in blocks], ignore_index=True)
     ids = np.sort(labels[QUERY].unique())
-    keys = examples[[QUERY, "user_id", "product_id"]]
-    lists = {
-        name: lists_from_column(keys.assign(rank=examples[f"{name}_rank"]), ids, "rank", True)
-        for name in blocks[0].generators
-    }
+    lists, _ = approach_lists(examples, ids, blocks[0].generators, rankers.models)
     lists["als_live"] = lists.pop("als")
     lists["als"] = lists_from_column(pd.concat(current, ignore_index=True), ids, "rank", True)
-    for name, model in rankers.models.items():
-        lists[name] = lists_from_column(
-            keys.assign(score=model.predict(examples)), ids, "score", False
-        )
     rows = {IN_SESSION: (np.arange(len(ids)), labels)}
     reference = SESSION_RANKER if SESSION_RANKER in lists else REFERENCE
     return score_lists(lists, ids, rows, catalog, item_popularity, n_boot, reference)
@@ -579,9 +593,10 @@ class CutoffLists:
 
     Called on every test cutoff's :class:`CutoffData` (``rolling_examples(each=...)``): it
     ranks the cutoff's queries with every generator and every model in ``rankers``, keeps
-    the reference ranker's scores (for the post-ranking stage) and returns the cutoff with
-    the candidates of its first ``kept_queries`` queries only. Every candidate of every
-    query of the test month would not fit in memory when every user is queried.
+    the reference ranker's scores (``ranker_scores``, one frame per cutoff, for the
+    post-ranking stage) and returns the cutoff with the candidates of its first
+    ``kept_queries`` queries only. Every candidate of every query of the test month would
+    not fit in memory when every user is queried.
     """
 
     rankers: dict[str, RankerModel]
@@ -594,17 +609,9 @@ class CutoffLists:
         """Rank ``part``'s queries with every approach; return it with a sample of examples."""
         ids = query_ids(part_users(part), part.cutoff)
         examples = part.examples
-        keys = examples[[QUERY, "user_id", "product_id"]]
-        block = {
-            name: lists_from_column(keys.assign(rank=examples[f"{name}_rank"]), ids, "rank", True)
-            for name in part.generators
-        }
-        for name, model in self.rankers.items():
-            scores = keys.assign(score=model.predict(examples))
-            block[name] = lists_from_column(scores, ids, "score", False)
-            if name == REFERENCE:
-                self.ranker_scores.append(scores)
+        block, scored = approach_lists(examples, ids, part.generators, self.rankers)
         self.blocks.append(block)
+        self.ranker_scores.append(scored[REFERENCE])
         if self.log:
             self.log(f"ranked cutoff {part.cutoff.at:%Y-%m-%d}: {len(ids):,} queries")
         kept = examples[QUERY].isin(ids[: self.kept_queries]).to_numpy()
@@ -613,10 +620,6 @@ class CutoffLists:
     def merged(self) -> dict[str, np.ndarray]:
         """Every approach's lists over all cutoffs, in :func:`query_table` order."""
         return {name: np.vstack([b[name] for b in self.blocks]) for name in self.blocks[0]}
-
-    def scored(self) -> pd.DataFrame:
-        """query_id, user_id, product_id and the reference ranker's score, every candidate."""
-        return pd.concat(self.ranker_scores, ignore_index=True)
 
 
 @dataclass
@@ -691,7 +694,7 @@ def merge_cutoffs(parts: list[CutoffData]) -> CutoffData:
 
 def reranked_lists(
     parts: list[CutoffData],
-    scored: pd.DataFrame,
+    scored: list[pd.DataFrame],
     catalog: Catalog,
     config: RerankConfig,
     vectors: np.ndarray | None,
@@ -700,8 +703,8 @@ def reranked_lists(
 ) -> np.ndarray:
     """The lists users would see: ranker scores through the post-ranking stage.
 
-    ``scored`` holds query_id, user_id, product_id and the ranker's ``score`` for every
-    candidate of every part. The first ``config.k`` positions are what the post-ranking
+    ``scored`` holds, per part, query_id, user_id, product_id and the ranker's ``score`` for
+    every candidate of that part. The first ``config.k`` positions are what the post-ranking
     stage shows; the rest of the ``LIST_LENGTH`` positions continue in ``tail`` order (the
     ranker's own lists) so that metrics at 50 stay comparable. At each cutoff, purchases
     before it decide what was already bought and which leaves are repeat-purchase
@@ -710,10 +713,9 @@ def reranked_lists(
     from shoprank.ranking.rerank import purchased_pairs, repeat_categories, rerank_lists
 
     blocks = []
-    for part in parts:
+    for part, mine in zip(parts, scored, strict=True):
         history = log.before(part.cutoff.at)
         users = part_users(part)
-        mine = scored[scored[QUERY].isin(query_ids(users, part.cutoff))]
         repeat = repeat_categories(
             history, catalog, config.repeat_threshold, config.repeat_min_purchases
         )
@@ -783,7 +785,7 @@ def run_evaluation(
     lists = scorer.merged()
     events = load_log(settings.warehouse_path, splits.data_start, splits.data_end)
     lists[RERANKED] = reranked_lists(
-        parts, scorer.scored(), catalog, config.rerank, vectors, events, lists["ranker"]
+        parts, scorer.ranker_scores, catalog, config.rerank, vectors, events, lists["ranker"]
     )
     allowed = [catalog.launched_mask(p.cutoff.end) & in_stock_mask(catalog) for p in parts]
     say("oracle lists from the generator's latent truth")
