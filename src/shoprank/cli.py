@@ -299,6 +299,74 @@ def bench_pipeline(
     console.print(f"\nbenchmark written to {path}")
 
 
+@bench_app.command("candidates")
+def bench_candidates(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option(help="Ranker config (its candidate counts).")] = Path(
+        "models/ranker_v1.yaml"
+    ),
+    at: Annotated[
+        str | None,
+        typer.Option(help="Cutoff day (YYYY-MM-DD); default: the validation month's start."),
+    ] = None,
+    users: Annotated[int, typer.Option(help="Users queried at the cutoff.")] = 3000,
+    uniform: Annotated[
+        list[int] | None,
+        typer.Option(help="Also measure this many candidates from every generator (repeat)."),
+    ] = None,
+) -> None:
+    """Candidate-union recall at one cutoff: the ranker's ceiling (reports/bench_candidates.json).
+
+    Compares the config's per-generator counts with the same count from every generator.
+    """
+    from shoprank.candidates.data import load_catalog
+    from shoprank.evaluation.candidates import candidate_recall
+    from shoprank.evaluation.offline import generator_factory, load_item_vectors
+    from shoprank.ranking.config import load_ranker_config
+    from shoprank.ranking.dataset import Cutoff
+    from shoprank.transform.dbt import require_complete_marts
+
+    try:
+        day = datetime.fromisoformat(at).replace(tzinfo=UTC) if at else None
+    except ValueError:
+        raise typer.BadParameter(f"--at {at!r} is not a date (YYYY-MM-DD)") from None
+    settings = _settings(ctx)
+    ranker_config = load_ranker_config(config, settings.splits)
+    require_complete_marts(settings)
+    day = day or settings.splits.validation_start
+    end = day.timestamp() + ranker_config.horizon_days * 86_400
+    if day < settings.splits.data_start or end > settings.splits.data_end.timestamp():
+        raise typer.BadParameter(f"--at {day:%Y-%m-%d}: its label window leaves the data")
+    counts = {"configured": ranker_config.candidates_per_generator}
+    counts |= {f"{k} from every generator": k for k in (uniform if uniform else [100])}
+    catalog = load_catalog(settings.warehouse_path)
+    factory = generator_factory(load_item_vectors(settings, catalog))
+    cutoff = Cutoff(day, ranker_config.horizon_days)
+    report = candidate_recall(
+        settings, cutoff, factory, counts, n_users=users, catalog=catalog, log=console.log
+    )
+    payload = report.to_dict() | {"config": str(config), "machine": _machine()}
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.reports_dir / "bench_candidates.json"
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    table = Table(title=f"Candidate recall at {day:%Y-%m-%d} ({report.queries:,} queries)")
+    for column in ("setting", "recall", "view", "cart", "purchase", "candidates/query"):
+        table.add_column(column, justify="left" if column == "setting" else "right")
+    rows = [(name, row) for name, row in report.settings.items()]
+    rows += [(f"{name} alone ({row['k']})", row) for name, row in report.generators.items()]
+    for name, row in rows:
+        table.add_row(
+            name,
+            f"{row['recall']:.4f}",
+            f"{row['recall_view']:.4f}",
+            f"{row['recall_cart']:.4f}",
+            f"{row['recall_purchase']:.4f}",
+            f"{row['candidates_per_query']:.0f}",
+        )
+    console.print(table)
+    console.print(f"{report.seconds:.0f} s; written to {path}")
+
+
 def _machine() -> dict:
     import os
     import platform

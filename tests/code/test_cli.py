@@ -36,6 +36,7 @@ def test_every_command_has_help():
         ["features", "check", "--help"],
         ["pipeline", "--help"],
         ["bench", "pipeline", "--help"],
+        ["bench", "candidates", "--help"],
     ):
         result = _run(*args)
         assert result.returncode == 0, (args, result.stderr)
@@ -53,6 +54,13 @@ def test_feast_steps_refuse_incomplete_marts(tmp_path):
     result = _run("--data-dir", str(tmp_path), "features", "apply")
     assert result.returncode == 2
     assert "_build.json: missing" in result.stderr
+
+
+def test_candidate_bench_names_a_bad_cutoff_day(tmp_path):
+    result = _run("--data-dir", str(tmp_path), "bench", "candidates", "--at", "2025-13-40")
+    assert result.returncode == 2
+    assert "'2025-13-40' is not a date" in result.stderr
+    assert not (tmp_path / "reports").exists()
 
 
 def test_bad_setting_names_the_environment_variable(tmp_path):

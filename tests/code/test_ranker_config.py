@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from shoprank.ranking.config import RankerConfigError, load_ranker_config
@@ -78,3 +79,39 @@ def test_all_cold_users_is_a_checked_flag(tmp_path):
     bad = text.replace("  all_cold_users: true\n", "  all_cold_users: yes please\n")
     with pytest.raises(RankerConfigError, match="evaluation.all_cold_users must be true or false"):
         load_ranker_config(_write(tmp_path, bad), load_settings().splits)
+
+
+def _with_counts(counts: str) -> str:
+    """The shipped config with ``candidates_per_generator`` replaced by ``counts``."""
+    text = (ROOT / "models/ranker_v1.yaml").read_text()
+    start = text.index("candidates_per_generator:")
+    end = text.index("training:")
+    return text[:start] + f"candidates_per_generator: {counts}\n" + text[end:]
+
+
+def test_candidate_counts_per_generator_are_checked(tmp_path):
+    splits = load_settings().splits
+    config = load_ranker_config(_write(tmp_path, _with_counts("120")), splits)
+    assert config.candidates_per_generator == 120
+    mixed = _with_counts("{default: 60, category: 300}")
+    assert load_ranker_config(_write(tmp_path, mixed), splits).candidates_per_generator == {
+        "default": 60,
+        "category": 300,
+    }
+    with pytest.raises(RankerConfigError, match="candidates_per_generator.catgory is not a"):
+        load_ranker_config(_write(tmp_path, _with_counts("{default: 60, catgory: 300}")), splits)
+    with pytest.raises(RankerConfigError, match="needs a default"):
+        load_ranker_config(_write(tmp_path, _with_counts("{category: 300}")), splits)
+    # Every generator is also evaluated alone on 50-item lists: fewer candidates cut them.
+    with pytest.raises(RankerConfigError, match=r"candidates_per_generator.als must be .*>= 50"):
+        load_ranker_config(_write(tmp_path, _with_counts("{default: 60, als: 20}")), splits)
+
+
+def test_generator_names_match_the_shipped_generators():
+    import pandas as pd
+
+    from shoprank.evaluation.offline import default_generators
+    from shoprank.ranking.config import GENERATORS
+
+    users = pd.DataFrame({"age_band": ["25-34"], "region": ["north"]}, index=[1])
+    assert tuple(default_generators(users, np.zeros((2, 4), np.float32))) == GENERATORS

@@ -77,6 +77,19 @@ def test_candidate_union_keeps_each_generator_score_and_rank():
     assert labelled.set_index("product_id")["label"].to_dict() == {1: 0, 2: 0, 4: 3}
 
 
+def test_each_generator_proposes_its_own_number_of_candidates():
+    queries = Queries(np.array([7]), CUTOFF.at, np.full((1, 5), -1))
+    generators = {"a": _Fixed([0, 3, 2, 1, 0], "a"), "b": _Fixed([0, 0, 2, 1, 5], "b")}
+    allowed = np.ones(5, dtype=bool)
+    union = candidate_frame(generators, queries, {"default": 1, "a": 3}, allowed)
+    union = union.set_index("product_id")
+    assert sorted(union.index) == [1, 2, 3, 4]
+    assert union["a_rank"].dropna().to_dict() == {1: 1, 2: 2, 3: 3}
+    assert union["b_rank"].dropna().to_dict() == {4: 1}
+    # Every generator still scores every candidate of the union.
+    assert union.loc[3, "b_score"] == 1 and union.loc[4, "a_score"] == 0
+
+
 def test_crosses_are_missing_rather_than_false_without_history():
     frame = pd.DataFrame(
         {

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 TINY_CONFIG = """
 feature_service: ranker_v1
-candidates_per_generator: 50
+candidates_per_generator: {default: 50, category: 80}
 training:
   cutoffs: ["2025-08-20", "2025-09-15", "2025-10-03"]
   horizon_days: 28

@@ -23,7 +23,10 @@ class RankerConfig:
 
     Attributes:
         feature_service: Feast feature service the model trains and serves on.
-        candidates_per_generator: top-k each generator proposes per query.
+        candidates_per_generator: top-k each generator proposes per query: one count for
+            every generator, or a count per generator name with ``default`` for the others.
+            Each count is at least :data:`MIN_CANDIDATES`, the length of the lists every
+            generator is evaluated on alone.
         training_cutoffs: cutoffs in the training window.
         horizon_days: label window after each training cutoff.
         users_per_cutoff: users sampled per training cutoff (None = all who show up).
@@ -56,7 +59,7 @@ class RankerConfig:
     """
 
     feature_service: str
-    candidates_per_generator: int
+    candidates_per_generator: int | dict[str, int]
     training_cutoffs: tuple[datetime, ...]
     horizon_days: int
     users_per_cutoff: int | None
@@ -113,7 +116,9 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         xgb = {**xgb, "monotone": tuple((str(k), int(v)) for k, v in xgb["monotone"].items())}
     return RankerConfig(
         feature_service=str(_get(doc, "feature_service", path)),
-        candidates_per_generator=int(_get(doc, "candidates_per_generator", path)),
+        candidates_per_generator=_candidate_counts(
+            _get(doc, "candidates_per_generator", path), path
+        ),
         training_cutoffs=cutoffs,
         horizon_days=horizon,
         users_per_cutoff=_get(doc, "training.users_per_cutoff", path),
@@ -147,6 +152,39 @@ def _rerank(section: dict, source: Path) -> RerankConfig:
         return RerankConfig(**values)
     except (TypeError, ValueError) as exc:
         raise RankerConfigError(f"{source}: {exc}") from exc
+
+
+#: The candidate generators of ranker v1 (:func:`shoprank.evaluation.offline.default_generators`).
+GENERATORS = (
+    "popularity",
+    "trending",
+    "seasonal",
+    "segment",
+    "covisitation",
+    "als",
+    "category",
+    "content",
+)
+#: Fewest candidates a generator may propose: each is also ranked alone on 50-item lists.
+MIN_CANDIDATES = 50
+
+
+def _candidate_counts(value: object, source: Path) -> int | dict[str, int]:
+    """``candidates_per_generator``: a count, or {generator or ``default``: count}."""
+    key = "candidates_per_generator"
+    counts = value if isinstance(value, dict) else {"default": value}
+    unknown = sorted(set(counts) - {"default", *GENERATORS})
+    if unknown:
+        raise RankerConfigError(
+            f"{source}: {key}.{unknown[0]} is not a generator (known: {', '.join(GENERATORS)})"
+        )
+    if "default" not in counts and set(GENERATORS) - set(counts):
+        raise RankerConfigError(f"{source}: {key} needs a default for the generators not named")
+    for name, count in counts.items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < MIN_CANDIDATES:
+            where = key if not isinstance(value, dict) else f"{key}.{name}"
+            raise RankerConfigError(f"{source}: {where} must be an integer >= {MIN_CANDIDATES}")
+    return value if isinstance(value, int) else {str(k): int(v) for k, v in counts.items()}
 
 
 def _optional_count(doc: dict, section: str, key: str, source: Path) -> int | None:

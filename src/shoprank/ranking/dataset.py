@@ -8,6 +8,7 @@ candidate in the ``horizon_days`` after it (purchase 3 > cart 2 > view 1 > nothi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,17 @@ from shoprank.candidates.data import Catalog, InteractionLog, Queries, as_dateti
 from shoprank.features.training_set import calendar_key
 
 GRADES = {1.0: 1, 3.0: 2, 5.0: 3}  # event weight -> label grade
+
+#: How many candidates each generator proposes per query: one count for all, or one per
+#: generator name (``"default"`` for the others).
+CandidateCounts = int | Mapping[str, int]
+
+
+def candidates_for(counts: CandidateCounts, name: str) -> int:
+    """The number of candidates generator ``name`` proposes under ``counts``."""
+    if isinstance(counts, int):
+        return counts
+    return int(counts.get(name, counts["default"]))
 
 
 @dataclass(frozen=True)
@@ -75,11 +87,11 @@ def build_queries(
 def candidate_frame(
     generators: dict[str, CandidateGenerator],
     queries: Queries,
-    k: int,
+    k: CandidateCounts,
     allowed: np.ndarray,
     batch_size: int = 512,
 ) -> pd.DataFrame:
-    """The union of every generator's top-``k``, scored by every generator.
+    """The union of every generator's top-``k`` (a count per generator), scored by every one.
 
     One row per (user_id, product_id). ``<generator>_score`` is that generator's score for
     the candidate even when another generator proposed it (NaN where it has no signal, e.g.
@@ -96,7 +108,10 @@ def candidate_frame(
 
 
 def _candidate_block(
-    generators: dict[str, CandidateGenerator], batch: Queries, k: int, allowed: np.ndarray
+    generators: dict[str, CandidateGenerator],
+    batch: Queries,
+    k: CandidateCounts,
+    allowed: np.ndarray,
 ) -> pd.DataFrame:
     """Candidates of one batch of queries (see :func:`candidate_frame`)."""
     blocks = {}
@@ -106,7 +121,7 @@ def _candidate_block(
         block[:, 0] = -np.inf
         block[:, ~allowed] = -np.inf
         blocks[name] = block
-        items, _ = top_k(block, k)
+        items, _ = top_k(block, candidates_for(k, name))
         rows, positions = np.nonzero(items >= 0)
         ranks.append(
             pd.DataFrame(

@@ -23,6 +23,7 @@ from shoprank.candidates.data import (
 )
 from shoprank.features.training_set import calendar_key, join_features_by_entity
 from shoprank.ranking.dataset import (
+    CandidateCounts,
     Cutoff,
     attach_labels,
     build_queries,
@@ -73,7 +74,7 @@ def examples_at(
     settings: Settings,
     cutoff: Cutoff,
     make_generators: GeneratorFactory,
-    k: int = 100,
+    k: CandidateCounts = 100,
     n_users: int | None = None,
     seed: int = 0,
     catalog: Catalog | None = None,
@@ -211,7 +212,11 @@ def session_queries(
 
 
 def session_examples_at(
-    settings: Settings, part: CutoffData, session: SessionQueries, catalog: Catalog, k: int = 100
+    settings: Settings,
+    part: CutoffData,
+    session: SessionQueries,
+    catalog: Catalog,
+    k: CandidateCounts = 100,
 ) -> CutoffData:
     """Ranking examples for in-session queries, with the generators fit at ``part``'s cutoff.
 
