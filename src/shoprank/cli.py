@@ -338,7 +338,7 @@ def bench_candidates(
     if day < settings.splits.data_start or end > settings.splits.data_end.timestamp():
         raise typer.BadParameter(f"--at {day:%Y-%m-%d}: its label window leaves the data")
     counts = {"configured": ranker_config.candidates_per_generator}
-    counts |= {f"{k} from every generator": k for k in (uniform if uniform else [100])}
+    counts |= {f"{k} each": k for k in (uniform if uniform else [100])}
     catalog = load_catalog(settings.warehouse_path)
     factory = generator_factory(load_item_vectors(settings, catalog))
     cutoff = Cutoff(day, ranker_config.horizon_days)
@@ -351,9 +351,9 @@ def bench_candidates(
     path.write_text(json.dumps(payload, indent=2, default=str))
     table = Table(title=f"Candidate recall at {day:%Y-%m-%d} ({report.queries:,} queries)")
     for column in ("setting", "recall", "view", "cart", "purchase", "candidates/query"):
-        table.add_column(column, justify="left" if column == "setting" else "right")
+        table.add_column(column, justify="left" if column == "setting" else "right", no_wrap=True)
     rows = [(name, row) for name, row in report.settings.items()]
-    rows += [(f"{name} alone ({row['k']})", row) for name, row in report.generators.items()]
+    rows += [(f"{name} alone, {row['k']}", row) for name, row in report.generators.items()]
     for name, row in rows:
         table.add_row(
             name,
