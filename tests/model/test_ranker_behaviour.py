@@ -25,6 +25,7 @@ validation:
 evaluation:
   step_days: 14
   users: null
+  user_batch: 40
   in_session: true
   profile_ceiling_users: 20
 xgboost:
@@ -164,6 +165,49 @@ def test_lists_made_cutoff_by_cutoff_match_the_kept_examples(run):
     np.testing.assert_array_equal(
         lists_from_column(ranks, kept, "rank", True), run.lists["category"][rows]
     )
+
+
+def test_ranking_a_cutoff_in_user_batches_gives_the_same_lists(run, tiny_settings):
+    # Test cutoffs are built and ranked a batch of users at a time (evaluation.user_batch):
+    # the lists, the kept examples and the post-ranking input must not depend on it.
+    from shoprank.candidates.data import load_catalog
+    from shoprank.evaluation.offline import CutoffLists, generator_factory, load_item_vectors
+    from shoprank.ranking.dataset import Cutoff
+    from shoprank.ranking.examples import examples_at
+
+    catalog = load_catalog(tiny_settings.warehouse_path)
+    cutoff = Cutoff(tiny_settings.splits.test_start, 14)
+    rankers = {"ranker": run.rankers.models["ranker"]}
+    factory = generator_factory(load_item_vectors(tiny_settings, catalog))
+    outcomes = []
+    for batch in (None, 7):
+        scorer = CutoffLists(rankers, kept_queries=10)
+        part = examples_at(
+            tiny_settings,
+            cutoff,
+            factory,
+            {"default": 50, "category": 80},
+            catalog=catalog,
+            user_batch=batch,
+            each_batch=scorer,
+        )
+        outcomes.append((scorer, part))
+    (whole, whole_part), (batched, batched_part) = outcomes
+    assert len(batched.blocks) > 1
+    for name, lists in whole.merged().items():
+        np.testing.assert_array_equal(batched.merged()[name], lists, err_msg=name)
+    key = ["query_id", "product_id"]
+    assert [len(s) for s in batched.ranker_scores] == [len(s) for s in whole.ranker_scores]
+    pd.testing.assert_frame_equal(
+        batched.ranker_scores[0].sort_values(key, ignore_index=True),
+        whole.ranker_scores[0].sort_values(key, ignore_index=True),
+    )
+    assert whole_part.examples["query_id"].nunique() == 10
+    pd.testing.assert_frame_equal(
+        batched_part.examples.sort_values(key, ignore_index=True),
+        whole_part.examples.sort_values(key, ignore_index=True),
+    )
+    assert len(batched_part.labels) == len(whole_part.labels)
 
 
 def test_feature_importance_plot_is_written(run, tmp_path):

@@ -591,19 +591,21 @@ def _without_live(generator: CandidateGenerator, session) -> pd.DataFrame:
 class CutoffLists:
     """Each test cutoff's lists, made as soon as its examples exist; then most are dropped.
 
-    Called on every test cutoff's :class:`CutoffData` (``rolling_examples(each=...)``): it
-    ranks the cutoff's queries with every generator and every model in ``rankers``, keeps
-    the reference ranker's scores (``ranker_scores``, one frame per cutoff, for the
-    post-ranking stage) and returns the cutoff with the candidates of its first
-    ``kept_queries`` queries only. Every candidate of every query of the test month would
-    not fit in memory when every user is queried.
+    Called on every test cutoff's :class:`CutoffData`, or on every batch of its users
+    (``examples_at(each_batch=...)``, batches in ascending user order): it ranks the
+    queries with every generator and every model in ``rankers``, keeps the reference
+    ranker's scores (``ranker_scores``, one frame per cutoff, for the post-ranking stage)
+    and returns the data with the candidates of the cutoff's first ``kept_queries`` queries
+    only. Every candidate of every query of the test month would not fit in memory when
+    every user is queried.
     """
 
     rankers: dict[str, RankerModel]
     kept_queries: int = 100
     log: Progress = None
     blocks: list[dict[str, np.ndarray]] = field(default_factory=list)
-    ranker_scores: list[pd.DataFrame] = field(default_factory=list)
+    scores: list[tuple[datetime, pd.DataFrame]] = field(default_factory=list)
+    seen: dict[datetime, int] = field(default_factory=dict)
 
     def __call__(self, part: CutoffData) -> CutoffData:
         """Rank ``part``'s queries with every approach; return it with a sample of examples."""
@@ -611,11 +613,24 @@ class CutoffLists:
         examples = part.examples
         block, scored = approach_lists(examples, ids, part.generators, self.rankers)
         self.blocks.append(block)
-        self.ranker_scores.append(scored[REFERENCE])
+        at = part.cutoff.at
+        self.scores.append((at, scored[REFERENCE]))
+        before = self.seen.get(at, 0)
+        self.seen[at] = before + len(ids)
         if self.log:
-            self.log(f"ranked cutoff {part.cutoff.at:%Y-%m-%d}: {len(ids):,} queries")
-        kept = examples[QUERY].isin(ids[: self.kept_queries]).to_numpy()
+            self.log(f"ranked cutoff {at:%Y-%m-%d}: {self.seen[at]:,} queries so far")
+        room = max(self.kept_queries - before, 0)
+        kept = examples[QUERY].isin(ids[:room]).to_numpy()
         return replace(part, examples=examples[kept].reset_index(drop=True))
+
+    @property
+    def ranker_scores(self) -> list[pd.DataFrame]:
+        """The reference ranker's candidate scores, one frame per cutoff, in cutoff order."""
+        cutoffs = list(dict.fromkeys(when for when, _ in self.scores))
+        return [
+            pd.concat([f for when, f in self.scores if when == at], ignore_index=True)
+            for at in cutoffs
+        ]
 
     def merged(self) -> dict[str, np.ndarray]:
         """Every approach's lists over all cutoffs, in :func:`query_table` order."""
@@ -649,6 +664,7 @@ def rolling_examples(
     negatives_per_query: int | None = None,
     cold_since: datetime | None = None,
     each: Callable[[CutoffData], CutoffData] | None = None,
+    user_batch: int | None = None,
 ) -> list[CutoffData]:
     """Examples at every rolling cutoff of a period, its users split between the cutoffs.
 
@@ -656,27 +672,27 @@ def rolling_examples(
     ``negatives_per_query`` the candidates are subsampled (validation for early stopping;
     test lists always rank every candidate). With ``cold_since`` every cold-start user
     (no event before it) is queried on top of the sample (:func:`examples_at`). ``each``
-    is applied to every cutoff's data as soon as it is built, before the next cutoff's:
-    the test month scores each cutoff there and keeps only a sample of its examples, so
-    that querying every user never holds every cutoff's candidates in memory at once.
+    is applied to every cutoff's data as soon as it is built, before the next cutoff's
+    (with ``user_batch``, to every batch of that many of its users): the test month scores
+    each there and keeps only a sample of its examples, so that querying every user never
+    holds more than one batch's candidates in memory.
     """
-    keep = each or (lambda part: part)
     start, end, step_days, n_users = period
     cutoffs = rolling_cutoffs(start, end, step_days)
     per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
     return [
-        keep(
-            examples_at(
-                settings,
-                cutoff,
-                make_generators,
-                config.candidates_per_generator,
-                per_cutoff,
-                seed=seed + i,
-                catalog=catalog,
-                negatives_per_query=negatives_per_query,
-                cold_since=cold_since,
-            )
+        examples_at(
+            settings,
+            cutoff,
+            make_generators,
+            config.candidates_per_generator,
+            per_cutoff,
+            seed=seed + i,
+            catalog=catalog,
+            negatives_per_query=negatives_per_query,
+            cold_since=cold_since,
+            user_batch=user_batch,
+            each_batch=each,
         )
         for i, cutoff in enumerate(cutoffs)
     ]
@@ -777,7 +793,15 @@ def run_evaluation(
     weekly = {name: m for name, m in rankers.models.items() if name != SESSION_RANKER}
     scorer = CutoffLists(weekly, log=say)
     parts = rolling_examples(
-        settings, config, catalog, make_generators, period, 7, cold_since=cold_since, each=scorer
+        settings,
+        config,
+        catalog,
+        make_generators,
+        period,
+        7,
+        cold_since=cold_since,
+        each=scorer,
+        user_batch=config.evaluation_user_batch,
     )
     test = merge_cutoffs(parts)
     queries = query_table(parts)

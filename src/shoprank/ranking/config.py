@@ -43,6 +43,9 @@ class RankerConfig:
             at the start of the validation period, labelled over all of it).
         evaluation_users: users sampled over the test cutoffs (None = all).
         evaluation_step_days: days between rolling test cutoffs, as for validation.
+        evaluation_user_batch: build and rank each test cutoff's candidates for this many
+            users at a time (None = the whole cutoff at once): peak memory follows a batch,
+            the lists do not change.
         evaluation_all_cold_users: query every cold-start user (no event before the test
             period) on top of the ``evaluation_users`` sample; the cold-user segments then
             measure all of them and every other segment the random sample only.
@@ -70,6 +73,7 @@ class RankerConfig:
     validation_step_days: int | None = None
     session_users_per_cutoff: int | None = None
     evaluation_step_days: int | None = None
+    evaluation_user_batch: int | None = None
     validation_negatives_per_query: int | None = None
     evaluation_all_cold_users: bool = False
     evaluation_in_session: bool = False
@@ -129,6 +133,7 @@ def load_ranker_config(path: Path, splits: Splits) -> RankerConfig:
         validation_step_days=_optional_count(doc, "validation", "step_days", path),
         session_users_per_cutoff=_optional_count(doc, "training", "session_users_per_cutoff", path),
         evaluation_step_days=_optional_count(doc, "evaluation", "step_days", path),
+        evaluation_user_batch=_optional_count(doc, "evaluation", "user_batch", path),
         validation_negatives_per_query=_optional_count(
             doc, "validation", "negatives_per_query", path
         ),

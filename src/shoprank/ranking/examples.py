@@ -80,6 +80,8 @@ def examples_at(
     catalog: Catalog | None = None,
     negatives_per_query: int | None = None,
     cold_since: datetime | None = None,
+    user_batch: int | None = None,
+    each_batch: Callable[[CutoffData], CutoffData] | None = None,
 ) -> CutoffData:
     """Fit generators before the cutoff and build labelled candidate rows with features.
 
@@ -89,6 +91,12 @@ def examples_at(
     ``cold_since`` every labelled user with no event before it is queried too, on top of the
     ``n_users`` sample (kept in ``sampled``): cold-start users are a small share of a random
     sample, and this measures all of them.
+
+    With ``user_batch``, the generators are fit once and the candidates are built for that
+    many query users at a time, in ascending user order; each batch (a :class:`CutoffData`
+    with that batch's labels and candidates) goes through ``each_batch`` as soon as it
+    exists, and the result holds every query user's labels and what ``each_batch`` kept of
+    each batch's examples. That bounds memory by a batch, not by the cutoff's users.
     """
     catalog = catalog or load_catalog(settings.warehouse_path)
     users = load_users(settings)
@@ -104,17 +112,31 @@ def examples_at(
     generators = make_generators(users)
     for generator in generators.values():
         generator.fit(history, catalog, cutoff.at)
-    queries = build_queries(history, users, query_users, cutoff)
     allowed = catalog.launched_mask(_as_datetime(cutoff.end)) & in_stock_mask(catalog)
-    candidates = candidate_frame(generators, queries, k, allowed)
-    candidates = attach_labels(candidates, labels)
-    candidates[QUERY] = query_ids(candidates["user_id"], cutoff)
-    if negatives_per_query is not None:
-        candidates = sample_negatives(candidates, negatives_per_query, seed=seed)
-    rows = with_features(settings, entity_columns(candidates, catalog, cutoff))
-    return CutoffData(
-        cutoff, generators, labels[labels["user_id"].isin(query_users)], rows, sampled
-    )
+
+    def rows_for(batch_users: np.ndarray) -> pd.DataFrame:
+        queries = build_queries(history, users, batch_users, cutoff)
+        candidates = candidate_frame(generators, queries, k, allowed)
+        candidates = attach_labels(candidates, labels)
+        candidates[QUERY] = query_ids(candidates["user_id"], cutoff)
+        if negatives_per_query is not None:
+            candidates = sample_negatives(candidates, negatives_per_query, seed=seed)
+        return with_features(settings, entity_columns(candidates, catalog, cutoff))
+
+    mine = labels[labels["user_id"].isin(query_users)]
+    if user_batch is None:
+        part = CutoffData(cutoff, generators, mine, rows_for(query_users), sampled)
+        return each_batch(part) if each_batch else part
+    keep = each_batch or (lambda batch: batch)
+    ordered = np.sort(query_users)
+    kept = []
+    for start in range(0, len(ordered), user_batch):
+        batch_users = ordered[start : start + user_batch]
+        batch_labels = mine[mine["user_id"].isin(batch_users)]
+        batch = CutoffData(cutoff, generators, batch_labels, rows_for(batch_users), sampled)
+        kept.append(keep(batch).examples)
+    examples = pd.concat(kept, ignore_index=True)
+    return CutoffData(cutoff, generators, mine, examples, sampled)
 
 
 #: Candidate rows that get their Feast features in one join (see :func:`with_features`).
