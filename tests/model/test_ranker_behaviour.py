@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from shoprank.evaluation.offline import run_evaluation
-from shoprank.ranking.config import load_ranker_config
+from shoprank.ranking.config import GENERATORS, load_ranker_config
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +44,7 @@ def run(tiny_platform, tiny_settings, tmp_path_factory):
 def test_evaluation_covers_every_approach_and_segment(run):
     results = run.results
     expected = {
-        "popularity",
-        "trending",
-        "seasonal",
-        "segment",
-        "covisitation",
-        "als",
-        "category",
-        "content",
+        *GENERATORS,
         "ranker",
         "ranker_reranked",
         "ranker_no_context",
