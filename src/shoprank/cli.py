@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -334,8 +334,8 @@ def bench_candidates(
     ranker_config = load_ranker_config(config, settings.splits)
     require_complete_marts(settings)
     day = day or settings.splits.validation_start
-    end = day.timestamp() + ranker_config.horizon_days * 86_400
-    if day < settings.splits.data_start or end > settings.splits.data_end.timestamp():
+    end = day + timedelta(days=ranker_config.horizon_days)
+    if day < settings.splits.data_start or end > settings.splits.data_end:
         raise typer.BadParameter(f"--at {day:%Y-%m-%d}: its label window leaves the data")
     counts = {"configured": ranker_config.candidates_per_generator}
     counts |= {f"{k} each": k for k in (uniform if uniform else [100])}
@@ -350,7 +350,7 @@ def bench_candidates(
     path = settings.reports_dir / "bench_candidates.json"
     path.write_text(json.dumps(payload, indent=2, default=str))
     table = Table(title=f"Candidate recall at {day:%Y-%m-%d} ({report.queries:,} queries)")
-    for column in ("setting", "recall", "view", "cart", "purchase", "candidates/query"):
+    for column in ("setting", "recall", "view", "cart", "purchase", "per query"):
         table.add_column(column, justify="left" if column == "setting" else "right", no_wrap=True)
     rows = [(name, row) for name, row in report.settings.items()]
     rows += [(f"{name} alone, {row['k']}", row) for name, row in report.generators.items()]

@@ -20,21 +20,15 @@ import numpy as np
 import pandas as pd
 
 from shoprank.candidates.base import top_k
-from shoprank.candidates.data import Catalog, load_catalog, load_log
+from shoprank.candidates.data import Catalog, load_catalog
 from shoprank.ranking.dataset import (
     CandidateCounts,
     Cutoff,
+    allowed_scores,
     build_queries,
     candidates_for,
-    label_frame,
 )
-from shoprank.ranking.examples import (
-    GeneratorFactory,
-    _as_datetime,
-    in_stock_mask,
-    load_users,
-    sample_users,
-)
+from shoprank.ranking.examples import GeneratorFactory, fit_at, sample_users
 from shoprank.settings import Settings
 
 #: Label grades, as in :data:`shoprank.ranking.dataset.GRADES`.
@@ -72,10 +66,8 @@ def _top_items(
     """Each query's top-``k`` product ids from one generator (-1 where fewer exist)."""
     blocks = []
     for start in range(0, len(queries), batch_size):
-        scores = generator.score(queries.take(slice(start, start + batch_size)))
-        scores[:, 0] = -np.inf
-        scores[:, ~allowed] = -np.inf
-        blocks.append(top_k(scores, k)[0])
+        batch = queries.take(slice(start, start + batch_size))
+        blocks.append(top_k(allowed_scores(generator, batch, allowed), k)[0])
     return np.vstack(blocks)
 
 
@@ -123,17 +115,10 @@ def candidate_recall(
     """
     started = time.perf_counter()
     catalog = catalog or load_catalog(settings.warehouse_path)
-    users = load_users(settings)
-    history = load_log(settings.warehouse_path, settings.splits.data_start, cutoff.at)
-    future = load_log(settings.warehouse_path, cutoff.at, _as_datetime(cutoff.end))
-    labels = label_frame(future, cutoff)
+    fitted = fit_at(settings, cutoff, make_generators, catalog, log)
+    labels, generators = fitted.labels, fitted.generators
     query_users = np.sort(sample_users(labels, n_users, seed))
-    generators = make_generators(users)
-    for name, generator in generators.items():
-        log(f"fitting {name} at {cutoff.at:%Y-%m-%d}")
-        generator.fit(history, catalog, cutoff.at)
-    queries = build_queries(history, users, query_users, cutoff)
-    allowed = catalog.launched_mask(_as_datetime(cutoff.end)) & in_stock_mask(catalog)
+    queries = build_queries(fitted.history, fitted.users, query_users, cutoff)
     deepest = {
         name: max(candidates_for(setting, name) for setting in counts.values())
         for name in generators
@@ -141,7 +126,7 @@ def candidate_recall(
     tops = {}
     for name, generator in generators.items():
         log(f"top {deepest[name]} of {name} for {len(query_users):,} queries")
-        tops[name] = _top_items(generator, queries, allowed, deepest[name])
+        tops[name] = _top_items(generator, queries, fitted.allowed, deepest[name])
     row = pd.Series(np.arange(len(query_users)), index=query_users)
     touched = labels[labels["user_id"].isin(query_users)]
     touched = touched.assign(

@@ -604,7 +604,7 @@ class CutoffLists:
     kept_queries: int = 100
     log: Progress = None
     blocks: list[dict[str, np.ndarray]] = field(default_factory=list)
-    scores: list[tuple[datetime, pd.DataFrame]] = field(default_factory=list)
+    scores: dict[datetime, list[pd.DataFrame]] = field(default_factory=dict)
     seen: dict[datetime, int] = field(default_factory=dict)
 
     def __call__(self, part: CutoffData) -> CutoffData:
@@ -614,7 +614,7 @@ class CutoffLists:
         block, scored = approach_lists(examples, ids, part.generators, self.rankers)
         self.blocks.append(block)
         at = part.cutoff.at
-        self.scores.append((at, scored[REFERENCE]))
+        self.scores.setdefault(at, []).append(scored[REFERENCE])
         before = self.seen.get(at, 0)
         self.seen[at] = before + len(ids)
         if self.log:
@@ -626,11 +626,7 @@ class CutoffLists:
     @property
     def ranker_scores(self) -> list[pd.DataFrame]:
         """The reference ranker's candidate scores, one frame per cutoff, in cutoff order."""
-        cutoffs = list(dict.fromkeys(when for when, _ in self.scores))
-        return [
-            pd.concat([f for when, f in self.scores if when == at], ignore_index=True)
-            for at in cutoffs
-        ]
+        return [pd.concat(frames, ignore_index=True) for frames in self.scores.values()]
 
     def merged(self) -> dict[str, np.ndarray]:
         """Every approach's lists over all cutoffs, in :func:`query_table` order."""

@@ -107,6 +107,16 @@ def candidate_frame(
     return union
 
 
+def allowed_scores(
+    generator: CandidateGenerator, batch: Queries, allowed: np.ndarray
+) -> np.ndarray:
+    """The generator's scores for ``batch``; -inf for product 0 and products not ``allowed``."""
+    block = generator.score(batch)
+    block[:, 0] = -np.inf
+    block[:, ~allowed] = -np.inf
+    return block
+
+
 def _candidate_block(
     generators: dict[str, CandidateGenerator],
     batch: Queries,
@@ -117,10 +127,7 @@ def _candidate_block(
     blocks = {}
     ranks = []
     for name, generator in generators.items():
-        block = generator.score(batch)
-        block[:, 0] = -np.inf
-        block[:, ~allowed] = -np.inf
-        blocks[name] = block
+        block = blocks[name] = allowed_scores(generator, batch, allowed)
         items, _ = top_k(block, candidates_for(k, name))
         rows, positions = np.nonzero(items >= 0)
         ranks.append(

@@ -70,6 +70,45 @@ def sample_users(labels: pd.DataFrame, n_users: int | None, seed: int) -> np.nda
     return np.sort(np.random.default_rng(seed).choice(users, n_users, replace=False))
 
 
+@dataclass(frozen=True)
+class FittedCutoff:
+    """A cutoff's generators fit on the log before it, with what recommending there needs.
+
+    Attributes:
+        users: user profiles indexed by user_id.
+        history: the log before the cutoff.
+        labels: graded labels in the cutoff's window (:func:`label_frame`).
+        generators: the fitted generators, by name.
+        allowed: products that may be recommended (launched by the window's end, in stock).
+    """
+
+    users: pd.DataFrame
+    history: InteractionLog
+    labels: pd.DataFrame
+    generators: dict[str, CandidateGenerator]
+    allowed: np.ndarray
+
+
+def fit_at(
+    settings: Settings,
+    cutoff: Cutoff,
+    make_generators: GeneratorFactory,
+    catalog: Catalog,
+    log: Callable[[str], None] | None = None,
+) -> FittedCutoff:
+    """Load the log around ``cutoff``, label its window and fit fresh generators before it."""
+    users = load_users(settings)
+    history = load_log(settings.warehouse_path, settings.splits.data_start, cutoff.at)
+    future = load_log(settings.warehouse_path, cutoff.at, _as_datetime(cutoff.end))
+    generators = make_generators(users)
+    for name, generator in generators.items():
+        if log:
+            log(f"fitting {name} at {cutoff.at:%Y-%m-%d}")
+        generator.fit(history, catalog, cutoff.at)
+    allowed = catalog.launched_mask(_as_datetime(cutoff.end)) & in_stock_mask(catalog)
+    return FittedCutoff(users, history, label_frame(future, cutoff), generators, allowed)
+
+
 def examples_at(
     settings: Settings,
     cutoff: Cutoff,
@@ -99,43 +138,35 @@ def examples_at(
     each batch's examples. That bounds memory by a batch, not by the cutoff's users.
     """
     catalog = catalog or load_catalog(settings.warehouse_path)
-    users = load_users(settings)
-    history = load_log(settings.warehouse_path, settings.splits.data_start, cutoff.at)
-    future = load_log(settings.warehouse_path, cutoff.at, _as_datetime(cutoff.end))
-    labels = label_frame(future, cutoff)
+    fitted = fit_at(settings, cutoff, make_generators, catalog)
+    history, labels, generators = fitted.history, fitted.labels, fitted.generators
     query_users = sample_users(labels, n_users, seed)
     sampled = None
     if cold_since is not None:
         before = history.event_at < as_datetime64(cold_since)
         cold = np.setdiff1d(labels["user_id"].unique(), history.user_id[before])
         sampled, query_users = query_users, np.union1d(query_users, cold)
-    generators = make_generators(users)
-    for generator in generators.values():
-        generator.fit(history, catalog, cutoff.at)
-    allowed = catalog.launched_mask(_as_datetime(cutoff.end)) & in_stock_mask(catalog)
 
     def rows_for(batch_users: np.ndarray) -> pd.DataFrame:
-        queries = build_queries(history, users, batch_users, cutoff)
-        candidates = candidate_frame(generators, queries, k, allowed)
+        queries = build_queries(history, fitted.users, batch_users, cutoff)
+        candidates = candidate_frame(generators, queries, k, fitted.allowed)
         candidates = attach_labels(candidates, labels)
         candidates[QUERY] = query_ids(candidates["user_id"], cutoff)
         if negatives_per_query is not None:
             candidates = sample_negatives(candidates, negatives_per_query, seed=seed)
         return with_features(settings, entity_columns(candidates, catalog, cutoff))
 
-    mine = labels[labels["user_id"].isin(query_users)]
-    if user_batch is None:
-        part = CutoffData(cutoff, generators, mine, rows_for(query_users), sampled)
-        return each_batch(part) if each_batch else part
     keep = each_batch or (lambda batch: batch)
+    mine = labels[labels["user_id"].isin(query_users)]
     ordered = np.sort(query_users)
+    size = user_batch or max(len(ordered), 1)
     kept = []
-    for start in range(0, len(ordered), user_batch):
-        batch_users = ordered[start : start + user_batch]
-        batch_labels = mine[mine["user_id"].isin(batch_users)]
+    for start in range(0, max(len(ordered), 1), size):
+        batch_users = ordered[start : start + size]
+        batch_labels = mine if user_batch is None else mine[mine["user_id"].isin(batch_users)]
         batch = CutoffData(cutoff, generators, batch_labels, rows_for(batch_users), sampled)
         kept.append(keep(batch).examples)
-    examples = pd.concat(kept, ignore_index=True)
+    examples = kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
     return CutoffData(cutoff, generators, mine, examples, sampled)
 
 
