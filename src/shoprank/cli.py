@@ -185,7 +185,7 @@ def evaluate(
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the 95% intervals.")] = 1000,
 ) -> None:
     """Train the ranker and compare every approach on the test month (reports/evaluation.*)."""
-    from shoprank.evaluation.offline import run_evaluation, save_evaluated_ranker
+    from shoprank.evaluation.offline import run_evaluation, saved_metrics
     from shoprank.evaluation.report import plot_metric, write_markdown
     from shoprank.ranking.config import load_ranker_config
     from shoprank.ranking.model import plot_importance
@@ -205,10 +205,45 @@ def evaluate(
     for metric in ("ndcg@10", "recall@50"):
         plot_metric(results, metric, out / f"evaluation_{metric.replace('@', '')}.png")
     plot_importance(run.rankers.models["ranker"], out / "ranker_feature_importance.png")
-    tags = save_evaluated_ranker(settings, ranker_config, run)
+    tags = _save(settings, ranker_config, run.rankers.models, saved_metrics(run))
     console.print(f"saved to the BentoML model store as {', '.join(tags)}")
     console.print(table)
     console.print(f"reports written to {out}/evaluation.{{json,md}} and PNG plots")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    config: Annotated[
+        Path, typer.Option(help="Ranker config (candidates, cutoffs, XGBoost).")
+    ] = Path("models/ranker_v1.yaml"),
+) -> None:
+    """Train the ranker and save it with its serving state (no evaluation: for serving)."""
+    from shoprank.candidates.data import load_catalog
+    from shoprank.ranking.config import load_ranker_config
+    from shoprank.training.generators import generator_factory, load_item_vectors
+    from shoprank.training.rankers import train_rankers
+    from shoprank.transform.dbt import require_complete_marts
+
+    settings = _settings(ctx)
+    require_complete_marts(settings)
+    ranker_config = load_ranker_config(config, settings.splits)
+    catalog = load_catalog(settings.warehouse_path)
+    console.log("embedding the catalog (cached by content hash)")
+    factory = generator_factory(load_item_vectors(settings, catalog))
+    rankers = train_rankers(settings, ranker_config, catalog, factory, log=console.log)
+    tags = _save(settings, ranker_config, rankers.models, {})
+    console.print(f"saved to the BentoML model store as {', '.join(tags)}")
+    console.print(f"serve it: SHOPRANK_MODEL_TAG={tags[0]} make serve")
+
+
+def _save(settings: Settings, config, models: dict, metrics: dict) -> list[str]:
+    """Fit the serving state at the end of the data and save the models with it."""
+    from shoprank.training.bundle import fit_serving_state, save_trained
+
+    console.log(f"fitting the serving generators at {settings.splits.data_end:%Y-%m-%d}")
+    state = fit_serving_state(settings, config, log=console.log)
+    return save_trained(settings, config, models, metrics, state)
 
 
 def _query_note(config) -> str:

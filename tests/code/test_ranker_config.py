@@ -110,8 +110,8 @@ def test_candidate_counts_per_generator_are_checked(tmp_path):
 def test_generator_names_match_the_shipped_generators():
     import pandas as pd
 
-    from shoprank.evaluation.offline import default_generators
     from shoprank.ranking.config import GENERATORS
+    from shoprank.training.generators import default_generators
 
     users = pd.DataFrame({"age_band": ["25-34"], "region": ["north"]}, index=[1])
     assert tuple(default_generators(users, np.zeros((2, 4), np.float32))) == GENERATORS

@@ -183,7 +183,7 @@ def test_negative_sampling_keeps_positives_and_caps_negatives():
 
 
 def test_rolling_cutoffs_tile_the_period_without_gaps():
-    from shoprank.evaluation.offline import rolling_cutoffs
+    from shoprank.ranking.examples import rolling_cutoffs
 
     start, end = datetime(2025, 12, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC)
     weekly = rolling_cutoffs(start, end, 7)

@@ -184,6 +184,7 @@ def test_daily_keys_look_products_up_as_of_the_day(tiny_platform, tiny_settings,
 def test_features_joined_in_query_batches_equal_one_join(tiny_platform, tiny_settings, training):
     # Candidates get their features a batch of queries at a time (memory); the batches
     # must add up to exactly what one join gives.
+    from shoprank.features.sources import HistoricalFeatures
     from shoprank.ranking.examples import with_features
 
     rows = training[
@@ -192,8 +193,9 @@ def test_features_joined_in_query_batches_equal_one_join(tiny_platform, tiny_set
     ].head(600)
     rows = rows.assign(query_id=rows.groupby(["user_id", "event_timestamp"]).ngroup())
     assert rows["query_id"].nunique() > 20
-    whole = with_features(tiny_settings, rows, batch_rows=10**9)
-    batched = with_features(tiny_settings, rows, batch_rows=50)
+    source = HistoricalFeatures.open(tiny_settings)
+    whole = with_features(source, rows, batch_rows=10**9)
+    batched = with_features(source, rows, batch_rows=50)
     key = ["query_id", "product_id"]
     whole = whole.sort_values(key, ignore_index=True)
     batched = batched.sort_values(key, ignore_index=True)

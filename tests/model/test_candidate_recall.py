@@ -8,9 +8,9 @@ import pytest
 
 from shoprank.candidates.data import load_catalog, load_log
 from shoprank.evaluation.candidates import _recall, _union_codes, candidate_recall
-from shoprank.evaluation.offline import generator_factory
 from shoprank.ranking.dataset import Cutoff, build_queries, candidate_frame, label_frame
 from shoprank.ranking.examples import _as_datetime, in_stock_mask, load_users
+from shoprank.training.generators import generator_factory
 
 pytestmark = pytest.mark.slow
 

@@ -164,9 +164,10 @@ def test_ranking_a_cutoff_in_user_batches_gives_the_same_lists(run, tiny_setting
     # Test cutoffs are built and ranked a batch of users at a time (evaluation.user_batch):
     # the lists, the kept examples and the post-ranking input must not depend on it.
     from shoprank.candidates.data import load_catalog
-    from shoprank.evaluation.offline import CutoffLists, generator_factory, load_item_vectors
+    from shoprank.evaluation.offline import CutoffLists
     from shoprank.ranking.dataset import Cutoff
     from shoprank.ranking.examples import examples_at
+    from shoprank.training.generators import generator_factory, load_item_vectors
 
     catalog = load_catalog(tiny_settings.warehouse_path)
     cutoff = Cutoff(tiny_settings.splits.test_start, 14)
@@ -211,14 +212,17 @@ def test_feature_importance_plot_is_written(run, tmp_path):
 
 
 def test_evaluated_ranker_is_saved_with_its_metadata(run, tiny_settings, tmp_path):
-    from shoprank.evaluation.offline import save_evaluated_ranker
+    from shoprank.evaluation.offline import saved_metrics
     from shoprank.ranking.config import load_ranker_config
     from shoprank.ranking.registry import list_rankers, load_ranker
+    from shoprank.training.bundle import fit_serving_state, load_recommender, save_trained
 
     settings = tiny_settings.model_copy(update={"bentoml_home": tmp_path})
     config_path = tmp_path / "ranker.yaml"
     config_path.write_text(TINY_CONFIG)
-    tags = save_evaluated_ranker(settings, load_ranker_config(config_path, settings.splits), run)
+    config = load_ranker_config(config_path, settings.splits)
+    state = fit_serving_state(settings, config)
+    tags = save_trained(settings, config, run.rankers.models, saved_metrics(run), state)
     assert all(":" in tag and not tag.endswith(":latest") for tag in tags)
     saved = list_rankers(home=tmp_path)[0]
     assert saved["tag"] == tags[0]
@@ -238,6 +242,13 @@ def test_evaluated_ranker_is_saved_with_its_metadata(run, tiny_settings, tmp_pat
         load_ranker(tags[1], home=tmp_path).predict(rows),
         run.rankers.models["ranker_session"].predict(rows),
     )
+    # one tag restores the ranker and everything fitted with it, as of the end of the data
+    model, restored = load_recommender(tags[0], home=tmp_path)
+    assert restored.fitted_at == settings.splits.data_end
+    assert set(restored.generators) == set(GENERATORS)
+    assert restored.feature_service == "ranker_v1"
+    np.testing.assert_array_equal(restored.recent, state.recent)
+    np.testing.assert_array_equal(model.predict(rows), run.rankers.models["ranker"].predict(rows))
 
 
 def test_reranked_lists_follow_the_business_rules(run, tiny_settings):
@@ -258,7 +269,6 @@ def test_reranked_lists_follow_the_business_rules(run, tiny_settings):
 def test_every_cold_start_user_is_queried_on_top_of_the_sample(tiny_platform, tiny_settings):
     from shoprank.candidates.data import load_catalog, load_log
     from shoprank.evaluation.offline import (
-        generator_factory,
         merge_cutoffs,
         part_users,
         query_table,
@@ -266,6 +276,7 @@ def test_every_cold_start_user_is_queried_on_top_of_the_sample(tiny_platform, ti
     )
     from shoprank.ranking.dataset import Cutoff, label_frame
     from shoprank.ranking.examples import examples_at
+    from shoprank.training.generators import generator_factory
 
     splits = tiny_settings.splits
     cutoff = Cutoff(splits.test_start + timedelta(days=7), 14)
@@ -318,10 +329,11 @@ def test_profile_ceiling_gives_one_list_per_profile_and_week(run, tiny_settings)
 
 def test_in_session_queries_see_the_first_event_and_nothing_after(tiny_platform, tiny_settings):
     from shoprank.candidates.data import load_catalog, load_log
-    from shoprank.evaluation.offline import first_event_points, generator_factory
+    from shoprank.evaluation.offline import first_event_points
     from shoprank.ranking.dataset import Cutoff
     from shoprank.ranking.examples import examples_at, session_examples_at, session_queries
     from shoprank.ranking.model import QUERY
+    from shoprank.training.generators import generator_factory
 
     splits = tiny_settings.splits
     cutoff = Cutoff(splits.test_start, 14)

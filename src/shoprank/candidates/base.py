@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from shoprank.candidates.data import Catalog, InteractionLog, Queries
@@ -84,3 +86,36 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     values, items = top_values.numpy(), top_items.numpy()
     items = np.where(np.isfinite(values), items, -1)
     return items.astype(np.int64), values.astype(np.float32)
+
+
+#: Builds a fresh, unfitted set of generators (by name) from the user profiles.
+GeneratorFactory = Callable[[pd.DataFrame], dict[str, CandidateGenerator]]
+
+
+def fit_generators(
+    make_generators: GeneratorFactory,
+    users: pd.DataFrame,
+    history: InteractionLog,
+    catalog: Catalog,
+    at: datetime,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, CandidateGenerator]:
+    """Fresh generators fit on ``history`` (the log before ``at``): no I/O, no labels.
+
+    Args:
+        make_generators: Builds the unfitted generators from the user profiles.
+        users: User profiles indexed by user_id.
+        history: Events before ``at``.
+        catalog: The product catalog.
+        at: The moment the generators know everything before.
+        log: Receives one progress line per generator (None: silent).
+
+    Returns:
+        The fitted generators, by name.
+    """
+    generators = make_generators(users)
+    for name, generator in generators.items():
+        if log:
+            log(f"fitting {name} at {at:%Y-%m-%d}")
+        generator.fit(history, catalog, at)
+    return generators

@@ -12,211 +12,30 @@ launched in the test month) and one segment per weekly cutoff (see :func:`segmen
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from functools import partial
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from shoprank.candidates.affinity import CategoryAffinity
-from shoprank.candidates.als import ALS
 from shoprank.candidates.base import CandidateGenerator
-from shoprank.candidates.content import ContentSimilarity, catalog_vectors
-from shoprank.candidates.covisitation import CoVisitation
 from shoprank.candidates.data import Catalog, InteractionLog, Queries, as_datetime64
-from shoprank.candidates.popularity import Popularity, SeasonalPopularity, SegmentPopularity
 from shoprank.evaluation.metrics import Relevance, evaluate
 from shoprank.evaluation.report import EvaluationResults
 from shoprank.ranking.config import RankerConfig
-from shoprank.ranking.dataset import Cutoff
-from shoprank.ranking.examples import CutoffData, GeneratorFactory, examples_at, query_ids
-from shoprank.ranking.model import QUERY, RankerModel, train_ranker
+from shoprank.ranking.examples import CutoffData, query_ids, rolling_examples
+from shoprank.ranking.model import QUERY, RankerModel
 from shoprank.ranking.rerank import RerankConfig
 from shoprank.settings import Settings
+from shoprank.training.generators import generator_factory, load_item_vectors
+from shoprank.training.rankers import SESSION_RANKER, Progress, TrainedRankers, train_rankers
 
 LIST_LENGTH = 50
 RERANKED = "ranker_reranked"
 #: The approach every other one is compared with, query by query.
 REFERENCE = "ranker"
-#: Receives one progress line per stage (None: silent).
-Progress = Callable[[str], None] | None
-ABLATIONS = {"ranker_no_context": ("context",), "ranker_no_sequence": ("sequence",)}
-
-
-def default_generators(
-    users: pd.DataFrame, item_vectors: np.ndarray | None = None
-) -> dict[str, CandidateGenerator]:
-    """The candidate generators of ranker v1, by name (content only when vectors are given)."""
-    generators: dict[str, CandidateGenerator] = {
-        "popularity": Popularity(),
-        "trending": Popularity(half_life_days=7.0, name="trending"),
-        "seasonal": SeasonalPopularity(),
-        "segment": SegmentPopularity(users),
-        "covisitation": CoVisitation(),
-        "als": ALS(),
-        "category": CategoryAffinity(users),
-    }
-    if item_vectors is not None:
-        generators["content"] = ContentSimilarity(item_vectors)
-    return generators
-
-
-def generator_factory(item_vectors: np.ndarray | None) -> GeneratorFactory:
-    """A fresh set of generators per cutoff, sharing the (read-only) content vectors."""
-    return lambda users: default_generators(users, item_vectors)
-
-
-def load_item_vectors(settings: Settings, catalog: Catalog) -> np.ndarray:
-    """MiniLM vectors of every product's title and description, cached by content hash."""
-    import duckdb
-
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        products = con.execute(
-            "select product_id, title, description from stg_products order by product_id"
-        ).df()
-    cache = settings.data_path / "embeddings" / "products.parquet"
-    return catalog_vectors(products, cache, catalog.n_items)
-
-
-SESSION_RANKER = "ranker_session"
-
-
-@dataclass
-class TrainedRankers:
-    """The ranker and its ablations (and the in-session ranker), with training timings."""
-
-    models: dict[str, RankerModel] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-def _session_examples(
-    settings: Settings,
-    config: RankerConfig,
-    part: CutoffData,
-    catalog: Catalog,
-    events: InteractionLog,
-    sample: tuple[int | None, int | None],
-    seed: int,
-) -> pd.DataFrame:
-    """In-session examples with ``part``'s generators: users ranked at a random event.
-
-    ``sample`` is (users, negatives per query): that many moments are drawn by
-    :func:`session_points` from the cutoff's window, the events since the cutoff are live,
-    and labels stop at the window's end.
-    """
-    from shoprank.ranking.dataset import sample_negatives
-    from shoprank.ranking.examples import session_examples_at, session_points, session_queries
-
-    cutoff = part.cutoff
-    n_users, negatives = sample
-    points = session_points(events, cutoff, n_users, seed)
-    session = session_queries(settings, cutoff, points, events, catalog, until=cutoff.end)
-    k = config.candidates_per_generator
-    rows = session_examples_at(settings, part, session, catalog, k).examples
-    return rows if negatives is None else sample_negatives(rows, negatives, seed=seed)
-
-
-def _examples(
-    settings: Settings,
-    config: RankerConfig,
-    catalog: Catalog,
-    make_generators: GeneratorFactory,
-    events: InteractionLog | None,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
-    """Training and validation examples; with ``events``, their in-session counterparts too.
-
-    Training: one cutoff per ``config.training_cutoffs``, negatives subsampled. Validation:
-    the rolling cutoffs of the validation period. In-session examples (for the session
-    ranker, :data:`SESSION_RANKER`) reuse each cutoff's fitted generators.
-    """
-    sessions = events is not None
-    train, valid, session_train, session_valid = [], [], [], []
-    for i, at in enumerate(config.training_cutoffs):
-        data = examples_at(
-            settings,
-            Cutoff(at, config.horizon_days),
-            make_generators,
-            config.candidates_per_generator,
-            config.users_per_cutoff,
-            seed=i,
-            catalog=catalog,
-            negatives_per_query=config.negatives_per_query,
-        )
-        train.append(data.examples)
-        if sessions:
-            sample = (config.session_users_per_cutoff, config.negatives_per_query)
-            rows = _session_examples(settings, config, data, catalog, events, sample, i)
-            session_train.append(rows)
-    splits = settings.splits
-    period = (
-        splits.validation_start,
-        splits.test_start,
-        config.validation_step_days,
-        config.validation_users,
-    )
-    negatives = config.validation_negatives_per_query
-    parts = rolling_examples(
-        settings, config, catalog, make_generators, period, 99, negatives_per_query=negatives
-    )
-    # As many in-session validation queries per cutoff as the ranker has validation users.
-    per_cutoff = config.validation_users and -(-config.validation_users // len(parts))
-    for j, part in enumerate(parts):
-        valid.append(part.examples)
-        if sessions:
-            sample = (per_cutoff, negatives)
-            rows = _session_examples(settings, config, part, catalog, events, sample, 99 + j)
-            session_valid.append(rows)
-    join = partial(pd.concat, ignore_index=True)
-    if not sessions:
-        return join(train), join(valid), None, None
-    return join(train), join(valid), join(session_train), join(session_valid)
-
-
-def train_rankers(
-    settings: Settings,
-    config: RankerConfig,
-    catalog: Catalog,
-    make_generators: GeneratorFactory,
-    log: Progress = None,
-) -> TrainedRankers:
-    """Build training and validation examples, then fit the ranker and its ablations.
-
-    With ``training.session_users_per_cutoff`` the session ranker is fit too, on in-session
-    examples only (mixing them into the ranker's examples cost 4% of its validation NDCG@10
-    at seed scale, while a separate model gained 6% on in-session validation queries).
-    """
-    say = log or (lambda _: None)
-    say(f"training and validation examples ({len(config.training_cutoffs)} training cutoffs)")
-    out = TrainedRankers()
-    started = time.perf_counter()
-    events = None
-    if config.session_users_per_cutoff:
-        from shoprank.candidates.data import load_log
-
-        splits = settings.splits
-        events = load_log(settings.warehouse_path, splits.data_start, splits.test_start)
-    train, valid, session_train, session_valid = _examples(
-        settings, config, catalog, make_generators, events
-    )
-    out.seconds["examples"] = round(time.perf_counter() - started, 1)
-    dask = settings.dask_scheduler is not None
-    fit = train_ranker
-    if dask:  # SHOPRANK_DASK_SCHEDULER: the same fit with xgboost.dask on that cluster
-        from shoprank.ranking.distributed import train_ranker_dask
-
-        fit = partial(train_ranker_dask, scheduler=settings.dask_scheduler)
-    jobs = {name: (train, valid, dropped) for name, dropped in {"ranker": (), **ABLATIONS}.items()}
-    if session_train is not None:
-        jobs[SESSION_RANKER] = (session_train, session_valid, ())
-    for name, (rows, checks, dropped) in jobs.items():
-        say(f"fitting {name}" + (f" on Dask ({settings.dask_scheduler})" if dask else ""))
-        started = time.perf_counter()
-        out.models[name] = fit(rows, checks, config.params, drop_groups=dropped)
-        out.seconds[f"train_{name}"] = round(time.perf_counter() - started, 1)
-    return out
 
 
 def lists_from_column(
@@ -254,22 +73,6 @@ def approach_lists(
     for name, scores in scored.items():
         lists[name] = lists_from_column(scores, ids, "score", False)
     return lists, scored
-
-
-def rolling_cutoffs(start: datetime, end: datetime, step_days: int | None) -> list[Cutoff]:
-    """Cutoffs every ``step_days`` from ``start``; each label window runs to the next cutoff.
-
-    ``None`` gives one cutoff whose window is the whole period. A last window shorter than
-    half a step is merged into the one before it.
-    """
-    total = (end - start).days
-    if not step_days or step_days >= total:
-        return [Cutoff(start, total)]
-    starts = list(range(0, total, step_days))
-    if total - starts[-1] < step_days / 2:
-        starts.pop()
-    bounds = [*starts[1:], total]
-    return [Cutoff(start + timedelta(days=a), b - a) for a, b in zip(starts, bounds, strict=True)]
 
 
 def oracle_lists(
@@ -650,50 +453,6 @@ class EvaluationRun:
     lists: dict[str, np.ndarray]
 
 
-def rolling_examples(
-    settings: Settings,
-    config: RankerConfig,
-    catalog: Catalog,
-    make_generators: GeneratorFactory,
-    period: tuple[datetime, datetime, int | None, int | None],
-    seed: int,
-    negatives_per_query: int | None = None,
-    cold_since: datetime | None = None,
-    each: Callable[[CutoffData], CutoffData] | None = None,
-    user_batch: int | None = None,
-) -> list[CutoffData]:
-    """Examples at every rolling cutoff of a period, its users split between the cutoffs.
-
-    ``period`` is (start, end, step_days, users); see :func:`rolling_cutoffs`. With
-    ``negatives_per_query`` the candidates are subsampled (validation for early stopping;
-    test lists always rank every candidate). With ``cold_since`` every cold-start user
-    (no event before it) is queried on top of the sample (:func:`examples_at`). ``each``
-    is applied to every cutoff's data as soon as it is built, before the next cutoff's
-    (with ``user_batch``, to every batch of that many of its users): the test month scores
-    each there and keeps only a sample of its examples, so that querying every user never
-    holds more than one batch's candidates in memory.
-    """
-    start, end, step_days, n_users = period
-    cutoffs = rolling_cutoffs(start, end, step_days)
-    per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
-    return [
-        examples_at(
-            settings,
-            cutoff,
-            make_generators,
-            config.candidates_per_generator,
-            per_cutoff,
-            seed=seed + i,
-            catalog=catalog,
-            negatives_per_query=negatives_per_query,
-            cold_since=cold_since,
-            user_batch=user_batch,
-            each_batch=each,
-        )
-        for i, cutoff in enumerate(cutoffs)
-    ]
-
-
 def merge_cutoffs(parts: list[CutoffData]) -> CutoffData:
     """One CutoffData for many cutoffs: labels gain their query_id, examples are stacked."""
     labels = pd.concat(
@@ -790,7 +549,7 @@ def run_evaluation(
     scorer = CutoffLists(weekly, log=say)
     parts = rolling_examples(
         settings,
-        config,
+        config.candidates_per_generator,
         catalog,
         make_generators,
         period,
@@ -837,46 +596,18 @@ def run_evaluation(
     return EvaluationRun(results, rankers, test, queries, lists)
 
 
-def save_evaluated_ranker(
-    settings: Settings, config: RankerConfig, run: EvaluationRun
-) -> list[str]:
-    """Save the evaluated ranker(s) in BentoML's model store with window, data and metrics.
+def saved_metrics(run: EvaluationRun) -> dict[str, dict[str, float]]:
+    """Test metrics of the models that are saved, by approach name.
 
-    The ranker is ``shoprank_ranker`` (metrics of the ``all`` segment); the session ranker,
-    when trained, ``shoprank_session_ranker`` (metrics of ``cold_users_in_session``).
-    Returns the exact tags, the ranker's first.
+    The ranker's on ``all``, the session ranker's on :data:`IN_SESSION` (see
+    :func:`shoprank.training.bundle.save_trained`).
     """
-    import json
-
-    from shoprank.ranking.registry import save_ranker
-
-    build = json.loads((settings.marts_dir / "_build.json").read_text())
-    splits = settings.splits
-    window = {
-        "training_cutoffs": ",".join(f"{c:%Y-%m-%d}" for c in config.training_cutoffs),
-        "horizon_days": str(config.horizon_days),
-        "validation": splits.as_dict()["validation"],
-        "test": splits.as_dict()["test"],
-    }
-    saved = {"ranker": ("shoprank_ranker", "all")}
-    if SESSION_RANKER in run.rankers.models:  # for requests that carry live session events
-        saved[SESSION_RANKER] = ("shoprank_session_ranker", IN_SESSION)
-    tags = []
-    for approach, (name, segment) in saved.items():
-        metrics = {
+    segments = {REFERENCE: "all", SESSION_RANKER: IN_SESSION}
+    return {
+        approach: {
             f"test_{metric}": float(values["value"])
             for metric, values in run.results.results[approach][segment].items()
         }
-        tags.append(
-            save_ranker(
-                run.rankers.models[approach],
-                name=name,
-                model_version=config.feature_service,
-                feature_service=config.feature_service,
-                training_window=window,
-                data_version=f"marts built {build['built_at']}",
-                metrics=metrics,
-                home=settings.bentoml_home,
-            )
-        )
-    return tags
+        for approach, segment in segments.items()
+        if approach in run.rankers.models and approach in run.results.results
+    }

@@ -163,53 +163,13 @@ def join_features(settings: Settings, examples: pd.DataFrame) -> pd.DataFrame:
     return job.to_df()
 
 
-def service_views(settings: Settings) -> dict[tuple[str, ...], list[str]]:
-    """The feature service's feature references, grouped by the join keys of their view."""
-    from shoprank.features.store import open_store
-
-    store = open_store(settings)
-    service = store.get_feature_service(settings.feature_service)
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for projection in service.feature_view_projections:
-        view = store.get_feature_view(projection.name)
-        keys = tuple(view.join_keys)
-        groups.setdefault(keys, []).extend(f"{view.name}:{f.name}" for f in projection.features)
-    return groups
-
-
 def join_features_by_entity(
     settings: Settings, rows: pd.DataFrame, daily_keys: tuple[str, ...] = ()
 ) -> pd.DataFrame:
-    """Point-in-time join of the feature service onto ``rows``, one Feast query per entity key.
+    """Point-in-time join of the settings' feature service onto ``rows``.
 
-    Same result as :func:`join_features`, but each view group is joined on the distinct
-    (join keys, event_timestamp) pairs only: ranking many candidates per user at a few cutoffs
-    repeats the same user and product lookups thousands of times, which this avoids.
-
-    Views keyed by one of ``daily_keys`` (e.g. ``product_id``) are looked up as of the start
-    of each row's day instead of its exact moment. That is for rows whose moments are all
-    different (queries inside sessions): their daily snapshots are the same all day, so it
-    only loses a snapshot written earlier that same day (a launch), which the online store,
-    materialised daily, would not have either; and it keeps the join to (key, day) pairs
-    instead of one per row.
+    See :meth:`shoprank.features.sources.HistoricalFeatures.join`.
     """
-    from shoprank.features.store import open_store
+    from shoprank.features.sources import HistoricalFeatures
 
-    store = open_store(settings)
-    parts = [rows]
-    moments = rows["event_timestamp"]
-    days = pd.to_datetime(moments, utc=True).dt.floor("D")
-    for keys, refs in service_views(settings).items():
-        on = [*keys, "event_timestamp"]
-        daily = any(key in daily_keys for key in keys)
-        lookup = rows[list(keys)].assign(event_timestamp=days if daily else moments)
-        entity = lookup.drop_duplicates().reset_index(drop=True)
-        joined = store.get_historical_features(
-            entity_df=entity, features=refs, full_feature_names=True
-        ).to_df()
-        joined["event_timestamp"] = pd.to_datetime(joined["event_timestamp"], utc=True)
-        joined = joined.drop_duplicates(on).set_index(on)
-        # Aligned by key, then concatenated once: repeated merges copy every column each time.
-        aligned = joined.reindex(pd.MultiIndex.from_frame(lookup[on]))
-        parts.append(aligned.reset_index(drop=True).set_axis(rows.index))
-    return pd.concat(parts, axis=1)
+    return HistoricalFeatures.open(settings).join(rows, daily_keys)

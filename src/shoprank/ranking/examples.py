@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from shoprank.candidates.base import CandidateGenerator
+from shoprank.candidates.base import CandidateGenerator, GeneratorFactory, fit_generators
 from shoprank.candidates.data import (
     Catalog,
     InteractionLog,
@@ -21,7 +21,8 @@ from shoprank.candidates.data import (
     load_log,
     recent_items,
 )
-from shoprank.features.training_set import calendar_key, join_features_by_entity
+from shoprank.features.sources import FeatureSource, HistoricalFeatures
+from shoprank.features.training_set import calendar_key
 from shoprank.ranking.dataset import (
     CandidateCounts,
     Cutoff,
@@ -36,8 +37,6 @@ from shoprank.ranking.dataset import (
 from shoprank.ranking.features import add_crosses
 from shoprank.ranking.model import QUERY
 from shoprank.settings import Settings
-
-GeneratorFactory = Callable[[pd.DataFrame], dict[str, CandidateGenerator]]
 
 
 @dataclass
@@ -96,15 +95,15 @@ def fit_at(
     catalog: Catalog,
     log: Callable[[str], None] | None = None,
 ) -> FittedCutoff:
-    """Load the log around ``cutoff``, label its window and fit fresh generators before it."""
+    """Load the log around ``cutoff``, label its window and fit fresh generators before it.
+
+    The fitting itself is :func:`~shoprank.candidates.base.fit_generators`, which training
+    for the service calls too; this adds the I/O and the labels.
+    """
     users = load_users(settings)
     history = load_log(settings.warehouse_path, settings.splits.data_start, cutoff.at)
     future = load_log(settings.warehouse_path, cutoff.at, _as_datetime(cutoff.end))
-    generators = make_generators(users)
-    for name, generator in generators.items():
-        if log:
-            log(f"fitting {name} at {cutoff.at:%Y-%m-%d}")
-        generator.fit(history, catalog, cutoff.at)
+    generators = fit_generators(make_generators, users, history, catalog, cutoff.at, log)
     allowed = catalog.launched_mask(_as_datetime(cutoff.end)) & in_stock_mask(catalog)
     return FittedCutoff(users, history, label_frame(future, cutoff), generators, allowed)
 
@@ -139,6 +138,7 @@ def examples_at(
     """
     catalog = catalog or load_catalog(settings.warehouse_path)
     fitted = fit_at(settings, cutoff, make_generators, catalog)
+    source = HistoricalFeatures.open(settings)
     history, labels, generators = fitted.history, fitted.labels, fitted.generators
     query_users = sample_users(labels, n_users, seed)
     sampled = None
@@ -154,7 +154,7 @@ def examples_at(
         candidates[QUERY] = query_ids(candidates["user_id"], cutoff)
         if negatives_per_query is not None:
             candidates = sample_negatives(candidates, negatives_per_query, seed=seed)
-        return with_features(settings, entity_columns(candidates, catalog, cutoff))
+        return with_features(source, entity_columns(candidates, catalog, cutoff))
 
     keep = each_batch or (lambda batch: batch)
     mine = labels[labels["user_id"].isin(query_users)]
@@ -175,12 +175,14 @@ FEATURE_BATCH_ROWS = 1_000_000
 
 
 def with_features(
-    settings: Settings,
+    source: FeatureSource,
     rows: pd.DataFrame,
     daily_keys: tuple[str, ...] = (),
     batch_rows: int = FEATURE_BATCH_ROWS,
 ) -> pd.DataFrame:
-    """Feast features (:func:`join_features_by_entity`) and crosses for candidate ``rows``.
+    """Features from ``source`` (offline or online) and crosses for candidate ``rows``.
+
+    The one way ranking rows get their features, in training, evaluation and serving.
 
     Joined whole queries at a time, about ``batch_rows`` rows per join: the join and the
     crosses each copy the frame they work on, so with ~150 columns the peak is a few copies
@@ -191,13 +193,15 @@ def with_features(
     sizes = rows.groupby(QUERY, sort=False).size()
     batch = (sizes.cumsum().to_numpy() - 1) // max(batch_rows, 1)
     if batch[-1] == 0:
-        return add_crosses(join_features_by_entity(settings, rows, daily_keys))
+        return add_crosses(source.join(rows, daily_keys))
     of_row = pd.Series(batch, index=sizes.index).reindex(rows[QUERY]).to_numpy()
-    parts = [
-        add_crosses(join_features_by_entity(settings, rows[of_row == b], daily_keys))
-        for b in np.unique(batch)
-    ]
+    parts = [add_crosses(source.join(rows[of_row == b], daily_keys)) for b in np.unique(batch)]
     return pd.concat(parts, ignore_index=True)
+
+
+#: Views looked up as of the start of the query's day for in-session queries (and by the
+#: service, whose item tables are the last daily materialization).
+SESSION_DAILY_KEYS = ("product_id",)
 
 
 @dataclass(frozen=True)
@@ -276,7 +280,7 @@ def session_examples_at(
     The union of the generators' top-``k`` (products touched live removed, for every
     approach alike) gets Feast features as of each query's moment, so the session features
     hold the live events; product features are looked up as of the moment's day (daily
-    snapshots, see :func:`join_features_by_entity`). Query ids come from the moments
+    snapshots, see :meth:`HistoricalFeatures.join`). Query ids come from the moments
     (:func:`session_query_ids`), so they never collide with the cutoff's own queries.
     """
     users, at = session.queries.user_id, session.moments
@@ -288,7 +292,7 @@ def session_examples_at(
     rows = entity_columns(candidates, catalog, part.cutoff)
     rows["event_timestamp"] = pd.to_datetime(at.reindex(rows["user_id"]).to_numpy(), utc=True)
     rows["calendar_date"] = calendar_key(rows["event_timestamp"])
-    rows = with_features(settings, rows, daily_keys=("product_id",))
+    rows = with_features(HistoricalFeatures.open(settings), rows, daily_keys=SESSION_DAILY_KEYS)
     return CutoffData(part.cutoff, part.generators, labels, rows)
 
 
@@ -345,3 +349,63 @@ def _as_datetime(moment: np.datetime64):
     from datetime import UTC
 
     return pd.Timestamp(moment).to_pydatetime().replace(tzinfo=UTC)
+
+
+def rolling_cutoffs(start: datetime, end: datetime, step_days: int | None) -> list[Cutoff]:
+    """Cutoffs every ``step_days`` from ``start``; each label window runs to the next cutoff.
+
+    ``None`` gives one cutoff whose window is the whole period. A last window shorter than
+    half a step is merged into the one before it.
+    """
+    total = (end - start).days
+    if not step_days or step_days >= total:
+        return [Cutoff(start, total)]
+    starts = list(range(0, total, step_days))
+    if total - starts[-1] < step_days / 2:
+        starts.pop()
+    bounds = [*starts[1:], total]
+    return [Cutoff(start + timedelta(days=a), b - a) for a, b in zip(starts, bounds, strict=True)]
+
+
+def rolling_examples(
+    settings: Settings,
+    counts: CandidateCounts,
+    catalog: Catalog,
+    make_generators: GeneratorFactory,
+    period: tuple[datetime, datetime, int | None, int | None],
+    seed: int,
+    negatives_per_query: int | None = None,
+    cold_since: datetime | None = None,
+    each: Callable[[CutoffData], CutoffData] | None = None,
+    user_batch: int | None = None,
+) -> list[CutoffData]:
+    """Examples at every rolling cutoff of a period, its users split between the cutoffs.
+
+    ``period`` is (start, end, step_days, users); see :func:`rolling_cutoffs`. With
+    ``negatives_per_query`` the candidates are subsampled (validation for early stopping;
+    test lists always rank every candidate). With ``cold_since`` every cold-start user
+    (no event before it) is queried on top of the sample (:func:`examples_at`). ``each``
+    is applied to every cutoff's data as soon as it is built, before the next cutoff's
+    (with ``user_batch``, to every batch of that many of its users): the test month scores
+    each there and keeps only a sample of its examples, so that querying every user never
+    holds more than one batch's candidates in memory.
+    """
+    start, end, step_days, n_users = period
+    cutoffs = rolling_cutoffs(start, end, step_days)
+    per_cutoff = None if n_users is None else -(-n_users // len(cutoffs))
+    return [
+        examples_at(
+            settings,
+            cutoff,
+            make_generators,
+            counts,
+            per_cutoff,
+            seed=seed + i,
+            catalog=catalog,
+            negatives_per_query=negatives_per_query,
+            cold_since=cold_since,
+            user_batch=user_batch,
+            each_batch=each,
+        )
+        for i, cutoff in enumerate(cutoffs)
+    ]

@@ -136,6 +136,7 @@ def save_ranker(
     data_version: str,
     metrics: dict[str, float],
     home: Path | None = None,
+    extra_objects: dict[str, Any] | None = None,
 ) -> str:
     """Save a fitted ranker as a new version in BentoML's model store.
 
@@ -148,6 +149,8 @@ def save_ranker(
         data_version: Identifier of the training data (hash, snapshot date, ...).
         metrics: Evaluation metrics, e.g. ``{"ndcg@10": 0.14}``.
         home: BentoML home directory; ``None`` for BentoML's configured store.
+        extra_objects: More picklable objects saved with it (what was fitted with the
+            ranker, see :mod:`shoprank.training.bundle`), read back by :func:`load_objects`.
 
     Returns:
         The exact tag ``name:version`` of the saved model (never ``latest``).
@@ -168,6 +171,7 @@ def save_ranker(
     custom_objects = {
         "columns": list(model.columns),
         "categories": {column: list(vocab) for column, vocab in model.categories.items()},
+        **(extra_objects or {}),
     }
     with _default_store(home):
         saved = bentoml.xgboost.save_model(
@@ -216,6 +220,11 @@ def load_ranker(tag: str, home: Path | None = None) -> RankerModel:
         columns=list(objects["columns"]),
         categories={column: list(vocab) for column, vocab in objects["categories"].items()},
     )
+
+
+def load_objects(tag: str, home: Path | None = None) -> dict[str, Any]:
+    """The custom objects saved with the model under the exact ``tag``."""
+    return dict(_get(_exact_tag(tag), home).custom_objects)
 
 
 def latest_tag(name: str = "shoprank_ranker", home: Path | None = None) -> str:
