@@ -87,6 +87,31 @@ class Settings(BaseSettings):
     feature_service: str = Field(
         default="ranker_v1", description="Feast feature service used for training and serving."
     )
+    model_tag: str | None = Field(
+        default=None,
+        description="Exact BentoML tag the service serves (name:version, never :latest); "
+        "unset = `bentoml serve` refuses to start and names the tags it could serve.",
+    )
+    serving_clock: Literal["data", "wall"] = Field(
+        default="data",
+        description="What `now` is for requests without a timestamp: `data` = the moment "
+        "the served model was fit (the end of the data) plus the time since the service "
+        "started, for a synthetic shop whose log ends in the past; `wall` = the real clock.",
+    )
+    online_timeout_ms: float = Field(
+        default=50.0,
+        description="Budget for one online-store read when serving; slower or failing reads "
+        "get the fallback answer (degraded: true). Also Redis' socket timeouts when serving.",
+    )
+    serving_workers: int = Field(
+        default=2, ge=1, description="BentoML worker processes of the service (one per core)."
+    )
+    serving_max_concurrency: int = Field(
+        default=64, ge=1, description="Requests a worker takes at once before answering 503."
+    )
+    max_request_bytes: int = Field(
+        default=65_536, description="Largest request body the service accepts (413 above)."
+    )
     dask_scheduler: str | None = Field(
         default=None,
         description="Dask scheduler address (e.g. tcp://10.0.0.5:8786): when set, `shoprank "
@@ -128,6 +153,11 @@ class Settings(BaseSettings):
     def feast_dir(self) -> Path:
         """Feast registry and SQLite online store."""
         return self.data_path / "feast"
+
+    @property
+    def event_log_path(self) -> Path:
+        """The service's append-only log of the events posted to it (JSON lines)."""
+        return self.data_path / "events" / "events.jsonl"
 
     @property
     def dbt_project_dir(self) -> Path:

@@ -38,8 +38,11 @@ def _quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message="fetch_arrow_table", category=DeprecationWarning)
 
 
-def load_repo_config(settings: Settings) -> RepoConfig:
+def load_repo_config(settings: Settings, serving: bool = False) -> RepoConfig:
     """Read feature_store.yaml, fill in the data directory and apply the online-store choice.
+
+    With ``serving``, Redis connections time out after ``settings.online_timeout_ms`` so a
+    stalled Redis costs a request its budget, not a worker thread forever.
 
     Raises:
         FeatureStoreConfigError: naming the file and the bad field.
@@ -58,7 +61,11 @@ def load_repo_config(settings: Settings) -> RepoConfig:
     if not isinstance(raw, dict):
         raise FeatureStoreConfigError(f"{path}: expected a mapping of settings")
     if settings.online_store == "redis":
-        raw["online_store"] = {"type": "redis", "connection_string": settings.redis_url}
+        connection = settings.redis_url
+        if serving and "socket_timeout" not in connection:
+            seconds = settings.online_timeout_ms / 1000
+            connection += f",socket_timeout={seconds},socket_connect_timeout={seconds}"
+        raw["online_store"] = {"type": "redis", "connection_string": connection}
     try:
         config = RepoConfig(**raw)
     except Exception as exc:  # pydantic's ValidationError names the field
@@ -68,11 +75,12 @@ def load_repo_config(settings: Settings) -> RepoConfig:
     return config
 
 
-def open_store(settings: Settings) -> FeatureStore:
+def open_store(settings: Settings, serving: bool = False) -> FeatureStore:
     """A FeatureStore for the project's feature repo and data directory."""
     _quiet_known_warnings()
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(repo_path=str(settings.feature_repo_dir), config=load_repo_config(settings))
+    config = load_repo_config(settings, serving=serving)
+    return FeatureStore(repo_path=str(settings.feature_repo_dir), config=config)
 
 
 @contextlib.contextmanager

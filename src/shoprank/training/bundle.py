@@ -11,7 +11,7 @@ protocol ranks with at a cutoff, so the service cannot drift from it.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,8 @@ class ServingState:
         candidates_per_generator: Top-k each generator proposes.
         rerank: The post-ranking rules, diversity and slots.
         feature_service: The Feast feature service the ranker reads.
+        sessions: Each user's latest ``session_features`` row before ``fitted_at`` (the dbt
+            mart), indexed by user_id: where the live session step continues from.
     """
 
     fitted_at: datetime
@@ -59,6 +61,15 @@ class ServingState:
     candidates_per_generator: CandidateCounts
     rerank: RerankConfig
     feature_service: str
+    sessions: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def session_row(self, user_id: int) -> dict[str, object] | None:
+        """The user's last session_features row before the fit, or None."""
+        if user_id not in self.sessions.index:
+            return None
+        row = self.sessions.loc[user_id].to_dict()
+        row["user_id"] = int(user_id)
+        return {k: (None if _missing(v) else v) for k, v in row.items()}
 
     @property
     def vectors(self) -> np.ndarray | None:
@@ -82,6 +93,7 @@ def build_serving_state(
     at: datetime,
     config: Any,
     log=None,
+    sessions: pd.DataFrame | None = None,
 ) -> ServingState:
     """Fit the generators on ``history`` (the log before ``at``) and derive the rest.
 
@@ -93,6 +105,7 @@ def build_serving_state(
         at: The moment the service starts from (aware UTC).
         config: The ranker config (:class:`~shoprank.ranking.config.RankerConfig`).
         log: Progress lines (None: silent).
+        sessions: The session_features mart's latest row per user before ``at``.
 
     Returns:
         The state, with no I/O done.
@@ -114,7 +127,24 @@ def build_serving_state(
         candidates_per_generator=config.candidates_per_generator,
         rerank=rerank,
         feature_service=config.feature_service,
+        sessions=pd.DataFrame() if sessions is None else sessions,
     )
+
+
+def latest_sessions(settings: Settings, at: datetime) -> pd.DataFrame:
+    """Each user's latest row of the session_features mart before ``at``, by user_id."""
+    import duckdb
+
+    path = settings.marts_dir / "session_features.parquet"
+    query = (
+        "select * from read_parquet($path) where event_timestamp < $at"
+        " qualify row_number() over (partition by user_id order by event_timestamp desc) = 1"
+    )
+    with duckdb.connect() as con:
+        con.execute("set TimeZone = 'UTC'")
+        frame = con.execute(query, {"path": str(path), "at": at}).df()
+    frame["event_timestamp"] = pd.to_datetime(frame["event_timestamp"], utc=True)
+    return frame.set_index("user_id")
 
 
 def fit_serving_state(
@@ -133,7 +163,9 @@ def fit_serving_state(
     history = load_log(settings.warehouse_path, settings.splits.data_start, at)
     vectors = load_item_vectors(settings, catalog)
     factory = generator_factory(vectors)
-    return build_serving_state(factory, load_users(settings), history, catalog, at, config, log)
+    sessions = latest_sessions(settings, at)
+    users = load_users(settings)
+    return build_serving_state(factory, users, history, catalog, at, config, log, sessions)
 
 
 def save_recommender(
@@ -226,6 +258,14 @@ def data_version(settings: Settings) -> str:
     """When the marts the model was trained on were built."""
     build = json.loads((settings.marts_dir / "_build.json").read_text())
     return f"marts built {build['built_at']}"
+
+
+def _missing(value: object) -> bool:
+    """Whether a frame cell is a missing value (None, NaN, NaT, pd.NA)."""
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def utc(moment: datetime) -> datetime:

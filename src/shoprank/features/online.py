@@ -1,0 +1,200 @@
+"""The feature service read from Feast's online store, for one request at a time.
+
+:class:`OnlineFeatures` is the online twin of
+:class:`~shoprank.features.sources.HistoricalFeatures`: same rows in, same columns out.
+It reads through Feast's own online-store class (``provider.online_read``: SQLite by
+default, Redis in production), so it sees exactly what ``materialize`` wrote and what the
+push source pushed, but skips ``get_online_features``' per-call response building.
+
+- Views keyed by the user (profile, affinities, the live session) are read per request.
+- Views keyed by anything else (products, the calendar) change once a day: they are read in
+  bulk once (:meth:`OnlineFeatures.preload`) and kept in process; a refresh reloads them.
+
+Point-in-time semantics are kept where the offline join has them: a value stamped after the
+row's moment, or older than its view's TTL, is missing (Feast's online reads ignore TTL).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from shoprank.features.sources import ViewGroup, service_groups
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+#: Join keys whose views are read per request; every other view lives in process.
+PER_REQUEST_KEYS = ("user_id",)
+#: Entity keys per online read (SQLite's variable limit is 32,766).
+READ_CHUNK = 5_000
+
+
+class OnlineStoreError(RuntimeError):
+    """The online store could not be read (down, timed out, or misconfigured)."""
+
+
+def _value_proto(value: Any):
+    """A Feast ValueProto for an entity key value (int64 or string)."""
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    if isinstance(value, int | np.integer):
+        return Value(int64_val=int(value))
+    return Value(string_val=str(value))
+
+
+def entity_key(keys: tuple[str, ...], values: tuple) -> Any:
+    """A Feast EntityKeyProto for ``values`` of the join ``keys``."""
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+
+    return EntityKey(join_keys=list(keys), entity_values=[_value_proto(v) for v in values])
+
+
+class OnlineFeatures:
+    """Features of one feature service from Feast's online store.
+
+    Args:
+        store: An open Feast store (its online store is what is read).
+        feature_service: The feature service the ranker was trained on.
+    """
+
+    def __init__(self, store: FeatureStore, feature_service: str):
+        self.store = store
+        self.feature_service = feature_service
+        self.groups = service_groups(store, feature_service)
+        self._provider = store._get_provider()
+        self._lock = threading.Lock()
+        self._tables: dict[str, pd.DataFrame] = {}
+
+    # Reading
+
+    def read(self, group: ViewGroup, keys: Iterable[tuple]) -> pd.DataFrame:
+        """Online rows of one view for entity ``keys``: one row per key found.
+
+        Returns a frame indexed by the key tuple(s) with the view's full feature names and
+        ``_feature_ts`` (aware UTC).
+
+        Raises:
+            OnlineStoreError: When the online store cannot be read.
+        """
+        from feast.type_map import feast_value_type_to_python_type
+
+        keys = list(dict.fromkeys(keys))
+        records, index = [], []
+        for start in range(0, len(keys), READ_CHUNK):
+            chunk = keys[start : start + READ_CHUNK]
+            protos = [entity_key(group.keys, k) for k in chunk]
+            try:
+                with self._lock:
+                    found = self._provider.online_read(
+                        self.store.config, group.view, protos, list(group.features)
+                    )
+            except Exception as exc:  # a store that is down raises its own client errors
+                raise OnlineStoreError(f"online read of {group.view.name} failed: {exc}") from exc
+            for key, (stamp, values) in zip(chunk, found, strict=True):
+                if values is None:
+                    continue
+                row = {
+                    f"{group.view.name}__{name}": feast_value_type_to_python_type(values[name])
+                    if name in values
+                    else None
+                    for name in group.features
+                }
+                row["_feature_ts"] = pd.Timestamp(stamp)
+                records.append(row)
+                index.append(key)
+        frame = pd.DataFrame.from_records(records, columns=[*group.columns, "_feature_ts"])
+        frame.index = _key_index(index, group.keys)
+        return _typed(frame, group)
+
+    def preload(self, values: dict[str, Iterable]) -> None:
+        """Read the in-process views in bulk: ``values`` maps a join key to every value.
+
+        E.g. ``{"product_id": catalog ids, "calendar_date": days}``; views keyed by the user
+        are never preloaded.
+        """
+        tables = {}
+        for group in self.groups:
+            if _per_request(group) or len(group.keys) != 1 or group.keys[0] not in values:
+                continue
+            keys = [(v,) for v in values[group.keys[0]]]
+            tables[group.view.name] = self.read(group, keys)
+        self._tables = tables
+
+    @property
+    def preloaded(self) -> dict[str, int]:
+        """Rows held in process, by view."""
+        return {name: len(table) for name, table in self._tables.items()}
+
+    # Joining
+
+    def join(self, rows: pd.DataFrame, daily_keys: tuple[str, ...] = ()) -> pd.DataFrame:
+        """``rows`` with the service's features, as :meth:`HistoricalFeatures.join` gives.
+
+        Raises:
+            OnlineStoreError: When a per-request view cannot be read.
+        """
+        parts = [rows]
+        moments = pd.to_datetime(rows["event_timestamp"], utc=True)
+        days = moments.dt.floor("D")
+        for group in self.groups:
+            keys = list(group.keys)
+            daily = any(key in daily_keys for key in keys)
+            lookup = rows[keys]
+            wanted = list(lookup.drop_duplicates().itertuples(index=False, name=None))
+            table = self._tables.get(group.view.name)
+            if table is None:
+                table = self.read(group, wanted)
+            aligned = table.reindex(
+                _key_index(list(lookup.itertuples(index=False, name=None)), group.keys)
+            )
+            aligned = aligned.reset_index(drop=True).set_axis(rows.index)
+            valid = _in_window(aligned.pop("_feature_ts"), days if daily else moments, group)
+            aligned.loc[~valid.to_numpy()] = np.nan  # what the offline join has there
+            parts.append(aligned)
+        return pd.concat(parts, axis=1)
+
+
+def _per_request(group: ViewGroup) -> bool:
+    return any(key in PER_REQUEST_KEYS for key in group.keys)
+
+
+def _key_index(keys: list[tuple], names: tuple[str, ...]) -> pd.Index:
+    """An index over key tuples (a MultiIndex for composite keys)."""
+    if len(names) == 1:
+        return pd.Index([k[0] for k in keys], name=names[0])
+    if not keys:
+        return pd.MultiIndex.from_tuples([], names=list(names))
+    return pd.MultiIndex.from_tuples(keys, names=list(names))
+
+
+def _in_window(stamps: pd.Series, moments: pd.Series, group: ViewGroup) -> pd.Series:
+    """Whether each value is visible at its row's moment: stamped at or before it, within TTL."""
+    stamps = pd.to_datetime(stamps, utc=True)
+    ok = stamps.notna() & (stamps <= moments)
+    ttl = group.view.ttl
+    if ttl and ttl > timedelta(0):
+        ok &= stamps >= moments - ttl
+    return ok
+
+
+def _typed(frame: pd.DataFrame, group: ViewGroup) -> pd.DataFrame:
+    """Columns as the offline join types them: numbers as floats (NaN missing), text as objects."""
+    from feast.types import Bool, String
+
+    dtypes = {f.name: f.dtype for f in group.view.features}
+    for name in group.features:
+        column = f"{group.view.name}__{name}"
+        dtype = dtypes.get(name)
+        if dtype == String:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        elif dtype == Bool:
+            frame[column] = frame[column].astype(object)
+        else:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame

@@ -1,0 +1,1 @@
+"""Serving: load generation and benchmarks for the BentoML services."""

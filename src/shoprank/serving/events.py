@@ -1,0 +1,152 @@
+"""Live events: the append-only log on disk and what the service keeps of it in memory.
+
+Every event posted to the service is appended to a JSON-lines file first (the record the
+next refit and the monitoring jobs read), then to :class:`LiveEvents`, the in-memory view
+the next request reads: each user's and each anonymous session's events since the served
+model was fit. Restarting the service replays the file, so nothing posted is forgotten.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shoprank.candidates.data import EVENT_WEIGHTS
+
+EVENT_TYPES = tuple(EVENT_WEIGHTS)
+#: Live events a query carries (``Queries.live_items``), as in the evaluation.
+LIVE_LENGTH = 20
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """One event posted to the service (``at`` aware UTC)."""
+
+    user_id: int | None
+    session_id: str
+    product_id: int
+    event_type: str
+    at: datetime
+
+    def to_json(self) -> str:
+        """One line of the event log."""
+        record = asdict(self)
+        record["at"] = self.at.isoformat()
+        return json.dumps(record, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> LiveEvent:
+        """Parse one line of the event log."""
+        record = json.loads(line)
+        record["at"] = datetime.fromisoformat(record["at"])
+        return cls(**record)
+
+
+class EventLog:
+    """An append-only JSON-lines file; each append is flushed to the OS before returning."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def append(self, event: LiveEvent) -> None:
+        """Write one event (whole line or nothing, under a lock)."""
+        line = event.to_json() + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as out:
+                out.write(line)
+                out.flush()
+                os.fsync(out.fileno())
+
+    def read(self) -> list[LiveEvent]:
+        """Every event in the file (a torn last line from a crash is skipped)."""
+        if not self.path.is_file():
+            return []
+        events = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(LiveEvent.from_json(line))
+            except (ValueError, TypeError, KeyError):
+                continue
+        return events
+
+
+class LiveEvents:
+    """Events since the model's fit, by user and by anonymous session, in arrival order."""
+
+    def __init__(self, since: datetime):
+        self.since = since
+        self._lock = threading.Lock()
+        self._by_user: dict[int, list[LiveEvent]] = defaultdict(list)
+        self._by_session: dict[str, list[LiveEvent]] = defaultdict(list)
+
+    def add(self, event: LiveEvent) -> None:
+        """Remember ``event`` (events before the fit are already in the model)."""
+        if event.at < self.since:
+            return
+        with self._lock:
+            if event.user_id is not None:
+                self._by_user[event.user_id].append(event)
+            else:
+                self._by_session[event.session_id].append(event)
+
+    def of(self, user_id: int | None, session_id: str | None, until: datetime) -> list[LiveEvent]:
+        """The user's (or, anonymous, the session's) events at or before ``until``, oldest first."""
+        with self._lock:
+            if user_id is not None:
+                events = list(self._by_user.get(user_id, ()))
+            else:
+                events = list(self._by_session.get(session_id or "", ()))
+        return sorted((e for e in events if e.at <= until), key=lambda e: e.at)
+
+    def count(self) -> int:
+        """Events held."""
+        with self._lock:
+            users = sum(map(len, self._by_user.values()))
+            return users + sum(map(len, self._by_session.values()))
+
+
+def live_arrays(
+    events: list[LiveEvent], length: int = LIVE_LENGTH
+) -> tuple[np.ndarray, np.ndarray]:
+    """(1, length) live items and weights, most recent first (``Queries.live_items``)."""
+    items = np.full((1, length), -1, dtype=np.int64)
+    weights = np.zeros((1, length), dtype=np.float32)
+    latest = list(reversed(events))[:length]
+    for position, event in enumerate(latest):
+        items[0, position] = event.product_id
+        weights[0, position] = EVENT_WEIGHTS[event.event_type]
+    return items, weights
+
+
+def merged_recent(events: list[LiveEvent], before: np.ndarray, length: int) -> np.ndarray:
+    """(1, length) last distinct products: live ones (newest first), then those of the fit."""
+    out = np.full((1, length), -1, dtype=np.int64)
+    seen: list[int] = []
+    for product in [e.product_id for e in reversed(events)] + [int(p) for p in before if p >= 0]:
+        if product not in seen:
+            seen.append(product)
+        if len(seen) == length:
+            break
+    out[0, : len(seen)] = seen
+    return out
+
+
+def touched(events: list[LiveEvent]) -> np.ndarray:
+    """Distinct products of the live events (never recommended back in the session)."""
+    return np.unique(np.asarray([e.product_id for e in events], dtype=np.int64))
+
+
+def purchases(events: list[LiveEvent]) -> pd.DataFrame:
+    """(user_id, product_id) of the live purchases."""
+    rows = [(e.user_id, e.product_id) for e in events if e.event_type == "purchase"]
+    return pd.DataFrame(rows, columns=["user_id", "product_id"])
