@@ -5,8 +5,6 @@ Run it from the project root: ``SHOPRANK_MODEL_TAG=shoprank_ranker:<version> mak
 ``SHOPRANK_*`` variables (``shoprank.settings``); the model tag is pinned, never ``latest``.
 """
 
-from __future__ import annotations
-
 from http import HTTPStatus
 
 import bentoml

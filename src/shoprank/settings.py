@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     serving_max_concurrency: int = Field(
         default=64, ge=1, description="Requests a worker takes at once before answering 503."
     )
+    event_log: Path | None = Field(
+        default=None,
+        description="The service's append-only event log (default: <data dir>/events/events.jsonl).",
+    )
     max_request_bytes: int = Field(
         default=65_536, description="Largest request body the service accepts (413 above)."
     )
@@ -157,7 +161,7 @@ class Settings(BaseSettings):
     @property
     def event_log_path(self) -> Path:
         """The service's append-only log of the events posted to it (JSON lines)."""
-        return self.data_path / "events" / "events.jsonl"
+        return self.event_log or self.data_path / "events" / "events.jsonl"
 
     @property
     def dbt_project_dir(self) -> Path:
