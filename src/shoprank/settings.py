@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     )
     event_log: Path | None = Field(
         default=None,
-        description="The service's append-only event log (default: <data dir>/events/events.jsonl).",
+        description="The service's append-only event log (default: data/events/events.jsonl).",
     )
     max_request_bytes: int = Field(
         default=65_536, description="Largest request body the service accepts (413 above)."
