@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.setup-stamp
 SCALE  ?= seed
 
-.PHONY: setup demo test test-code test-data test-model test-integration lint format bench docs clean
+PORT   ?= 3000
+
+.PHONY: setup demo serve test test-code test-data test-model test-integration lint format bench docs clean
 
 setup: $(STAMP)
 
@@ -21,6 +23,12 @@ $(STAMP): pyproject.toml requirements.lock
 demo: setup
 	$(BIN)/shoprank pipeline --scale $(SCALE)
 	BENTOML_DO_NOT_TRACK=true $(BIN)/shoprank evaluate
+
+# Serves the newest saved ranker, pinned by its exact tag (set SHOPRANK_MODEL_TAG to choose).
+serve: setup
+	tag=$${SHOPRANK_MODEL_TAG:-$$($(BIN)/shoprank models --latest)} && echo "serving $$tag" && \
+		SHOPRANK_MODEL_TAG=$$tag BENTOML_DO_NOT_TRACK=true $(BIN)/bentoml serve \
+		bentos/recommender/service.py:Recommender --host 127.0.0.1 --port $(PORT)
 
 # Tests run in pipeline order: code, data contracts, model behaviour, real servers
 # (folders that exist; tests/model arrives with the ranker).

@@ -237,6 +237,25 @@ def train(
     console.print(f"serve it: SHOPRANK_MODEL_TAG={tags[0]} make serve")
 
 
+@app.command()
+def models(
+    ctx: typer.Context,
+    latest: Annotated[bool, typer.Option(help="Print only the newest exact tag.")] = False,
+) -> None:
+    """Saved rankers in the BentoML model store, newest first (exact tags to serve)."""
+    from shoprank.ranking.registry import list_rankers
+
+    saved = list_rankers(home=_settings(ctx).bentoml_home)
+    if not saved:
+        err_console.print("error: no ranker saved: run `shoprank train` or `shoprank evaluate`")
+        raise typer.Exit(2)
+    if latest:
+        print(saved[0]["tag"])
+        return
+    for row in saved:
+        console.print(f"{row['tag']}  {row['creation_time']:%Y-%m-%d %H:%M}  {row['metrics']}")
+
+
 def _save(settings: Settings, config, models: dict, metrics: dict) -> list[str]:
     """Fit the serving state at the end of the data and save the models with it."""
     from shoprank.training.bundle import fit_serving_state, save_trained

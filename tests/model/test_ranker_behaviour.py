@@ -195,11 +195,17 @@ def test_ranking_a_cutoff_in_user_batches_gives_the_same_lists(run, tiny_setting
     pd.testing.assert_frame_equal(
         batched.ranker_scores[0].sort_values(key, ignore_index=True),
         whole.ranker_scores[0].sort_values(key, ignore_index=True),
+        check_exact=False,
+        rtol=1e-4,
     )
     assert whole_part.examples["query_id"].nunique() == 10
+    # Generator scores are float32 matrix products: BLAS may sum a batch of 7 users in
+    # another order than the whole cutoff (last-bit differences); the lists are exact.
     pd.testing.assert_frame_equal(
         batched_part.examples.sort_values(key, ignore_index=True),
         whole_part.examples.sort_values(key, ignore_index=True),
+        check_exact=False,
+        rtol=1e-4,
     )
     assert len(batched_part.labels) == len(whole_part.labels)
 
