@@ -197,6 +197,7 @@ def test_ranking_a_cutoff_in_user_batches_gives_the_same_lists(run, tiny_setting
         whole.ranker_scores[0].sort_values(key, ignore_index=True),
         check_exact=False,
         rtol=1e-4,
+        atol=1e-5,
     )
     assert whole_part.examples["query_id"].nunique() == 10
     # Generator scores are float32 matrix products: BLAS may sum a batch of 7 users in
@@ -206,6 +207,7 @@ def test_ranking_a_cutoff_in_user_batches_gives_the_same_lists(run, tiny_setting
         whole_part.examples.sort_values(key, ignore_index=True),
         check_exact=False,
         rtol=1e-4,
+        atol=1e-5,
     )
     assert len(batched_part.labels) == len(whole_part.labels)
 

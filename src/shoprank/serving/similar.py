@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,11 +47,13 @@ class SimilarItems:
         catalog = state.catalog.frame
         ids = catalog.index.to_numpy(np.int64)
         ids = ids[np.linalg.norm(vectors[ids], axis=1) > 0]
+        if settings.qdrant_url:
+            index = open_index(url=settings.qdrant_url)
+            if index.count() != len(ids):
+                index.upsert(ids, vectors[ids], catalog.loc[ids].reset_index())
+            return cls(index, state, len(ids))
         folder = settings.data_path / "index" / re.sub(r"[^A-Za-z0-9_.-]", "_", tag)
-        index = open_index(url=settings.qdrant_url, path=None if settings.qdrant_url else folder)
-        if index.count() != len(ids):
-            payload = catalog.loc[ids].reset_index()
-            index.upsert(ids, vectors[ids], payload)
+        index = open_index(path=own_copy(folder, lambda path: _fill(path, ids, vectors, catalog)))
         return cls(index, state, len(ids))
 
     def ready(self) -> bool:
@@ -104,6 +107,37 @@ class SimilarItems:
         stock = self.state.catalog.frame["in_stock"].reindex(scores.index).fillna(False)
         scores = scores[stock.astype(bool).to_numpy() & ~scores.index.isin(list(skip))]
         return scores.sort_values(ascending=False, kind="stable").head(n)
+
+
+def _fill(path: Path, ids: np.ndarray, vectors: np.ndarray, catalog: pd.DataFrame) -> None:
+    """Build the HNSW shard of the catalog's vectors at ``path``."""
+    index = open_index(path=path)
+    index.upsert(ids, vectors[ids], catalog.loc[ids].reset_index())
+    index.close()
+
+
+def own_copy(folder: Path, build) -> Path:
+    """A private copy of the shard at ``folder``, built once (under a file lock) if missing.
+
+    A qdrant-edge shard can be opened by one process at a time (its write-ahead log is
+    locked), and every BentoML worker needs one: the first worker builds the shard, each
+    worker opens its own copy (copying is fast; building took 48 s at seed scale).
+    """
+    import fcntl
+    import shutil
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shard, done = folder / "shard", folder / "complete"
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(shard, ignore_errors=True)
+            build(shard)
+            done.touch()
+    copy = Path(tempfile.mkdtemp(prefix="shoprank-index-")) / "shard"
+    shutil.copytree(shard, copy)
+    return copy
 
 
 def _fuse(rankings: dict[str, pd.Series]) -> pd.DataFrame:
