@@ -421,6 +421,50 @@ def bench_candidates(
     console.print(f"{report.seconds:.0f} s; written to {path}")
 
 
+tune_app = typer.Typer(help="Tune on the validation month (figures under reports/).")
+app.add_typer(tune_app, name="tune")
+
+
+@tune_app.command("rerank")
+def tune_rerank(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Option(help="Ranker config (its rerank: section).")] = Path(
+        "models/ranker_v1.yaml"
+    ),
+    users: Annotated[
+        int, typer.Option(min=100, help="Validation users, split between the cutoffs.")
+    ] = 3000,
+    tag: Annotated[
+        str | None,
+        typer.Option(help="Exact tag of a saved ranker to use (default: train one as `train`)."),
+    ] = None,
+    budget: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Largest NDCG@10 share to give up.")
+    ] = 0.03,
+    slot_at: Annotated[
+        list[int] | None,
+        typer.Option(help="Also try one new-arrival slot at this position (repeat)."),
+    ] = None,
+) -> None:
+    """Post-ranking NDCG@10 against diversity on validation (reports/rerank_pareto.*)."""
+    from shoprank.evaluation.rerank_tuning import plot_pareto, run_tuning, summary_lines
+    from shoprank.ranking.config import load_ranker_config
+    from shoprank.transform.dbt import require_complete_marts
+
+    settings = _settings(ctx)
+    ranker_config = load_ranker_config(config, settings.splits)
+    require_complete_marts(settings)
+    report = run_tuning(settings, ranker_config, users, tag, budget, slot_at or (), log=console.log)
+    report.protocol["command"] = f"shoprank tune rerank --config {config} --users {users}"
+    out = settings.reports_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rerank_pareto.json").write_text(json.dumps(report.to_dict(), indent=2))
+    plot_pareto(report, out / "rerank_pareto.png")
+    for line in summary_lines(report):
+        console.print(line)
+    console.print(f"written to {out}/rerank_pareto.{{json,png}}")
+
+
 def _machine() -> dict:
     import os
     import platform

@@ -37,6 +37,7 @@ def test_every_command_has_help():
         ["pipeline", "--help"],
         ["bench", "pipeline", "--help"],
         ["bench", "candidates", "--help"],
+        ["tune", "rerank", "--help"],
     ):
         result = _run(*args)
         assert result.returncode == 0, (args, result.stderr)

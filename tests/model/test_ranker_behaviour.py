@@ -46,7 +46,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
     expected = {
         *GENERATORS,
         "ranker",
-        "ranker_reranked",
+        "ranker_served",
         "ranker_no_context",
         "ranker_no_sequence",
         "oracle",
@@ -65,7 +65,7 @@ def test_evaluation_covers_every_approach_and_segment(run):
     assert ndcg["ci_low"] <= ndcg["value"] <= ndcg["ci_high"]
     # cold-start users in session: every generator and ranker, no oracle (see in_session_results)
     in_session = {a for a in results.approaches if "cold_users_in_session" in results.results[a]}
-    assert in_session == expected - {"ranker_reranked", "oracle", "oracle_profile"} | {
+    assert in_session == expected - {"ranker_served", "oracle", "oracle_profile"} | {
         "als_live",
         "ranker_session",
     }
@@ -263,14 +263,14 @@ def test_reranked_lists_follow_the_business_rules(run, tiny_settings):
     from shoprank.candidates.data import load_catalog
 
     catalog = load_catalog(tiny_settings.warehouse_path).frame
-    shown = run.lists["ranker_reranked"][:, :10]
+    shown = run.lists["ranker_served"][:, :10]
     leaves = catalog["category_l2"]
     for row in shown[:300]:
         items = row[row >= 0]
         assert catalog.loc[items, "in_stock"].astype(bool).all()
         assert leaves.loc[items].value_counts().max() <= 3  # rerank.max_per_category
     # Past the shown ten, the list continues in the ranker's order without repeats
-    full = run.lists["ranker_reranked"][0]
+    full = run.lists["ranker_served"][0]
     assert len(np.unique(full[full >= 0])) == (full >= 0).sum()
 
 

@@ -33,7 +33,8 @@ from shoprank.training.generators import generator_factory, load_item_vectors
 from shoprank.training.rankers import SESSION_RANKER, Progress, TrainedRankers, train_rankers
 
 LIST_LENGTH = 50
-RERANKED = "ranker_reranked"
+#: The lists users see: the ranker through the post-ranking stage (``rerank:`` in the config).
+RERANKED = "ranker_served"
 #: The approach every other one is compared with, query by query.
 REFERENCE = "ranker"
 
