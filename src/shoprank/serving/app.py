@@ -132,7 +132,7 @@ class ServingApp:
         started = time.perf_counter()
         moment = _utc(request.context.timestamp) or self.clock.now()
         filters = Filters(
-            request.filters.category, request.filters.max_price, True, tuple(request.exclude)
+            request.filters.category, request.filters.max_price, tuple(request.exclude)
         )
         with self._lock_of(request.user_id, request.session_id):
             answer = self.recommender.recommend(

@@ -41,11 +41,13 @@ FALLBACK = "segment"
 
 @dataclass(frozen=True)
 class Filters:
-    """Request filters: a top-level category, a price ceiling, in-stock only, excluded ids."""
+    """Request filters: a top-level category, a price ceiling, excluded ids.
+
+    Out-of-stock products are never recommended (a rule, not a filter).
+    """
 
     category: str | None = None
     max_price: float | None = None
-    in_stock: bool = True
     exclude: tuple[int, ...] = ()
 
 
@@ -90,6 +92,11 @@ class Recommender:
         self.features = features
         self.live = live
         self._stock = in_stock_mask(state.catalog)
+        pairs = state.bought
+        self._bought = {
+            int(user): frozenset(items.astype(int))
+            for user, items in pairs.groupby("user_id")["product_id"]
+        }
         self._allowed: dict[np.datetime64, np.ndarray] = {}
 
     # Inputs
@@ -189,12 +196,10 @@ class Recommender:
 
     def bought(self, user_id: int | None, events: list[LiveEvent]) -> frozenset[int]:
         """Products the user bought before the fit or since (live purchases)."""
-        live = set(purchases(events)["product_id"].astype(int))
+        live = frozenset(purchases(events)["product_id"].astype(int))
         if user_id is None:
-            return frozenset(live)
-        pairs = self.state.bought
-        before = pairs.loc[pairs["user_id"].to_numpy() == int(user_id), "product_id"]
-        return frozenset(set(before.astype(int)) | live)
+            return live
+        return self._bought.get(int(user_id), frozenset()) | live
 
     def fallback(
         self,

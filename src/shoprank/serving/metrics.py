@@ -33,11 +33,6 @@ DEGRADED = bentoml.metrics.Counter(
     documentation="Answers from a fallback because a dependency failed, per endpoint.",
     labelnames=["endpoint"],
 )
-FEATURE_ROWS = bentoml.metrics.Counter(
-    name="shoprank_feature_rows_total",
-    documentation="Feature lookups served from the in-process tables (hit) or the online store.",
-    labelnames=["source"],
-)
 EVENTS = bentoml.metrics.Counter(
     name="shoprank_events_total",
     documentation="Events posted, by type and whether their session features were pushed.",
