@@ -153,26 +153,22 @@ def mismatches(app: ServingApp, served, log: InteractionLog, cases: list[Case]) 
         online, _ = app.recommender.score(case.user_id, case.session_id, case.moment, Filters())
         offline = offline_rows(app, served, log, case)
         label = f"{case.kind} user {case.user_id} at {case.moment:%Y-%m-%d %H:%M:%S}"
-        served_rows = online.rows.sort_values("product_id", ignore_index=True)
+        order = np.argsort(online.ids, kind="stable")
         offline_rows_ = offline.sort_values("product_id", ignore_index=True)
-        if list(served_rows["product_id"]) != list(offline_rows_["product_id"]):
+        if list(online.ids[order]) != list(offline_rows_["product_id"]):
             problems.append(f"{label}: candidates differ")
             continue
-        left, right = model.matrix(served_rows), model.matrix(offline_rows_)
-        for column in model.columns:
-            a, b = left[column], right[column]
-            if isinstance(a.dtype, pd.CategoricalDtype):
-                same = (a.astype(object).fillna("<NA>") == b.astype(object).fillna("<NA>")).all()
-            else:
-                same = np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-6, equal_nan=True)
-            if not same:
+        # the matrix the ranker reads: served (built in numpy) and offline (joined, encoded)
+        left, right = online.rows.matrix[order], model.encode(offline_rows_)
+        for j, column in enumerate(model.columns):
+            if not np.allclose(left[:, j], right[:, j], rtol=1e-6, equal_nan=True):
                 problems.append(f"{label}: feature {column} differs")
-        if not np.allclose(served_rows["score"], offline_rows_["score"], rtol=1e-6):
+        if not np.allclose(online.scores[order], offline_rows_["score"], rtol=1e-6):
             problems.append(f"{label}: scores differ")
         shown = [
             r.product_id for r in app.recommender.rules(online, case.user_id, case.session_id, 10)
         ]
-        again = Scored(offline_rows_, case.moment)
+        again = Scored.from_frame(offline_rows_, model, case.moment)
         want = [
             r.product_id for r in app.recommender.rules(again, case.user_id, case.session_id, 10)
         ]
@@ -194,10 +190,11 @@ def test_the_comparison_catches_a_feature_computed_differently_online(app, serve
 
     class Skewed:
         feature_service = real.feature_service
+        column = app.recommender.model.columns.index("product_features__price_rel_category")
 
-        def join(self, rows, daily_keys=()):
-            out = real.join(rows, daily_keys)
-            out["product_features__price_rel_category"] *= 1.01
+        def rows(self, union, user_id, moment):
+            out = real.rows(union, user_id, moment)
+            out.matrix[:, self.column] *= 1.01
             return out
 
     app.recommender.features = Skewed()
@@ -211,7 +208,8 @@ def test_the_comparison_catches_a_feature_computed_differently_online(app, serve
 def test_live_events_reach_the_served_session_features(app, cases):
     case = next(c for c in cases if c.kind == "in_session")
     scored, _ = app.recommender.score(case.user_id, case.session_id, case.moment, Filters())
-    stamp = scored.rows["session_features__session_event_count"]
-    assert stamp.notna().all() and (stamp >= 1).all()
-    assert (scored.rows["session_features__session_id"] == case.session_id).all()
+    column = app.recommender.model.columns.index("session_features__session_event_count")
+    counts = scored.rows.matrix[:, column]
+    assert np.isfinite(counts).all() and (counts >= 1).all()
+    assert scored.rows.context["session_features__session_id"] == case.session_id
     assert datetime.now(UTC) > case.moment

@@ -16,9 +16,10 @@ row's moment, or older than its view's TTL, is missing (Feast's online reads ign
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,11 +42,23 @@ class OnlineStoreError(RuntimeError):
 
 def _value_proto(value: Any):
     """A Feast ValueProto for an entity key value (int64 or string)."""
+    if isinstance(value, int | np.integer):
+        return _int_value(int(value))
+    return _string_value(str(value))
+
+
+def _int_value(value: int):
     from feast.protos.feast.types.Value_pb2 import Value
 
-    if isinstance(value, int | np.integer):
-        return Value(int64_val=int(value))
-    return Value(string_val=str(value))
+    return Value(int64_val=value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _string_value(value: str):
+    """String keys repeat (categories, brands): their protos are built once."""
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    return Value(string_val=value)
 
 
 def entity_key(keys: tuple[str, ...], values: tuple) -> Any:
@@ -73,19 +86,19 @@ class OnlineFeatures:
 
     # Reading
 
-    def read(self, group: ViewGroup, keys: Iterable[tuple]) -> pd.DataFrame:
-        """Online rows of one view for entity ``keys``: one row per key found.
+    def values(
+        self, group: ViewGroup, keys: list[tuple]
+    ) -> list[tuple[datetime, dict[str, Any]] | None]:
+        """Raw online records of one view: per key, (event time, feature -> value) or None.
 
-        Returns a frame indexed by the key tuple(s) with the view's full feature names and
-        ``_feature_ts`` (aware UTC).
+        Values are Python values (Feast's own conversion); the event time is aware UTC.
 
         Raises:
             OnlineStoreError: When the online store cannot be read.
         """
         from feast.type_map import feast_value_type_to_python_type
 
-        keys = list(dict.fromkeys(keys))
-        records, index = [], []
+        out: list[tuple[datetime, dict[str, Any]] | None] = []
         for start in range(0, len(keys), READ_CHUNK):
             chunk = keys[start : start + READ_CHUNK]
             protos = [entity_key(group.keys, k) for k in chunk]
@@ -96,21 +109,44 @@ class OnlineFeatures:
                     )
             except Exception as exc:  # a store that is down raises its own client errors
                 raise OnlineStoreError(f"online read of {group.view.name} failed: {exc}") from exc
-            for key, (stamp, values) in zip(chunk, found, strict=True):
+            for stamp, values in found:
                 if values is None:
+                    out.append(None)
                     continue
-                row = {
-                    f"{group.view.name}__{name}": feast_value_type_to_python_type(values[name])
-                    if name in values
-                    else None
+                record = {
+                    name: feast_value_type_to_python_type(values[name])
                     for name in group.features
+                    if name in values
                 }
-                row["_feature_ts"] = pd.Timestamp(stamp)
-                records.append(row)
-                index.append(key)
+                out.append((_aware(stamp), record))
+        return out
+
+    def read(self, group: ViewGroup, keys: Iterable[tuple]) -> pd.DataFrame:
+        """Online rows of one view for entity ``keys``: one row per key found.
+
+        Returns a frame indexed by the key tuple(s) with the view's full feature names and
+        ``_feature_ts`` (aware UTC).
+
+        Raises:
+            OnlineStoreError: When the online store cannot be read.
+        """
+        keys = list(dict.fromkeys(keys))
+        records, index = [], []
+        for key, found in zip(keys, self.values(group, keys), strict=True):
+            if found is None:
+                continue
+            stamp, values = found
+            row = {f"{group.view.name}__{name}": values.get(name) for name in group.features}
+            row["_feature_ts"] = pd.Timestamp(stamp)
+            records.append(row)
+            index.append(key)
         frame = pd.DataFrame.from_records(records, columns=[*group.columns, "_feature_ts"])
         frame.index = _key_index(index, group.keys)
         return _typed(frame, group)
+
+    def table(self, view: str) -> pd.DataFrame:
+        """A preloaded view's rows (as :meth:`read` returns them)."""
+        return self._tables[view]
 
     def preload(self, values: dict[str, Iterable]) -> None:
         """Read the in-process views in bulk: ``values`` maps a join key to every value.
@@ -120,7 +156,7 @@ class OnlineFeatures:
         """
         tables = {}
         for group in self.groups:
-            if _per_request(group) or len(group.keys) != 1 or group.keys[0] not in values:
+            if per_request(group) or len(group.keys) != 1 or group.keys[0] not in values:
                 continue
             keys = [(v,) for v in values[group.keys[0]]]
             tables[group.view.name] = self.read(group, keys)
@@ -160,7 +196,13 @@ class OnlineFeatures:
         return pd.concat(parts, axis=1)
 
 
-def _per_request(group: ViewGroup) -> bool:
+def _aware(stamp: datetime) -> datetime:
+    """An event time as aware UTC (stores return naive UTC or aware times)."""
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def per_request(group: ViewGroup) -> bool:
+    """Whether the view is read per request (keyed by the user), not held in process."""
     return any(key in PER_REQUEST_KEYS for key in group.keys)
 
 

@@ -117,6 +117,69 @@ def allowed_scores(
     return block
 
 
+@dataclass(frozen=True)
+class CandidateUnion:
+    """The union of every generator's top-k for a batch of queries, as arrays.
+
+    One entry per (query row, product), sorted by row then product id.
+
+    Attributes:
+        names: Generator names, the column order of ``ranks`` and ``scores``.
+        rows: The query row of each candidate.
+        items: Product ids.
+        ranks: (n, generators) rank in that generator's list (1 = best), NaN if not in it.
+        scores: (n, generators) that generator's score, NaN where it has no signal.
+    """
+
+    names: tuple[str, ...]
+    rows: np.ndarray
+    items: np.ndarray
+    ranks: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_sources(self) -> np.ndarray:
+        """How many generators proposed each candidate."""
+        return np.isfinite(self.ranks).sum(axis=1)
+
+    def take(self, keep: np.ndarray) -> CandidateUnion:
+        """The candidates at ``keep`` (a boolean mask or positions)."""
+        return CandidateUnion(
+            self.names, self.rows[keep], self.items[keep], self.ranks[keep], self.scores[keep]
+        )
+
+
+def candidate_union(
+    generators: dict[str, CandidateGenerator],
+    batch: Queries,
+    k: CandidateCounts,
+    allowed: np.ndarray,
+) -> CandidateUnion:
+    """Every generator's top-``k`` for ``batch`` (a count per generator), scored by every one."""
+    names = tuple(generators)
+    blocks, found = [], []
+    for g, (name, generator) in enumerate(generators.items()):
+        block = allowed_scores(generator, batch, allowed)
+        blocks.append(block)
+        items, _ = top_k(block, candidates_for(k, name))
+        rows, positions = np.nonzero(items >= 0)
+        found.append((rows, items[rows, positions], positions + 1, np.full(len(rows), g)))
+    rows, items, ranks, gens = (np.concatenate(parts) for parts in zip(*found, strict=True))
+    width = blocks[0].shape[1]
+    keys, inverse = np.unique(rows.astype(np.int64) * width + items, return_inverse=True)
+    union_rows, union_items = keys // width, keys % width
+    rank_matrix = np.full((len(keys), len(names)), np.nan, dtype=np.float32)
+    rank_matrix[inverse, gens] = ranks
+    score_matrix = np.empty((len(keys), len(names)), dtype=np.float32)
+    for g, block in enumerate(blocks):
+        values = block[union_rows, union_items]
+        score_matrix[:, g] = np.where(np.isfinite(values), values, np.nan)
+    return CandidateUnion(names, union_rows, union_items, rank_matrix, score_matrix)
+
+
 def _candidate_block(
     generators: dict[str, CandidateGenerator],
     batch: Queries,
@@ -124,35 +187,21 @@ def _candidate_block(
     allowed: np.ndarray,
 ) -> pd.DataFrame:
     """Candidates of one batch of queries (see :func:`candidate_frame`)."""
-    blocks = {}
-    ranks = []
-    for name, generator in generators.items():
-        block = blocks[name] = allowed_scores(generator, batch, allowed)
-        items, _ = top_k(block, candidates_for(k, name))
-        rows, positions = np.nonzero(items >= 0)
-        ranks.append(
-            pd.DataFrame(
-                {
-                    "row": rows,
-                    "product_id": items[rows, positions],
-                    "rank": positions + 1,
-                    "generator": name,
-                }
-            )
-        )
-    ranked = pd.concat(ranks, ignore_index=True)
-    wide = ranked.pivot_table(index=["row", "product_id"], columns="generator", values="rank")
-    wide.columns = [f"{c}_rank" for c in wide.columns]
-    wide = wide.reset_index()
-    rows, items = wide["row"].to_numpy(), wide["product_id"].to_numpy()
-    for name, block in blocks.items():
-        values = block[rows, items]
-        wide[f"{name}_score"] = np.where(np.isfinite(values), values, np.nan).astype(np.float32)
-    for name in generators:
-        if f"{name}_rank" not in wide:
+    union = candidate_union(generators, batch, k, allowed)
+    wide = pd.DataFrame({"user_id": batch.user_id[union.rows], "product_id": union.items})
+    proposed = np.isfinite(union.ranks).any(axis=0)
+    # rank columns of the generators that proposed anything (alphabetical), the scores,
+    # then the other rank columns: the column order training has always seen
+    order = sorted(g for g, name in enumerate(union.names) if proposed[g])
+    order.sort(key=lambda g: union.names[g])
+    for g in order:
+        wide[f"{union.names[g]}_rank"] = union.ranks[:, g].astype(np.float64)
+    for g, name in enumerate(union.names):
+        wide[f"{name}_score"] = union.scores[:, g]
+    for g, name in enumerate(union.names):
+        if not proposed[g]:
             wide[f"{name}_rank"] = np.nan
-    wide.insert(0, "user_id", batch.user_id[rows])
-    return wide.drop(columns="row")
+    return wide
 
 
 def attach_labels(candidates: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,8 @@ ablations. Identifiers never become features: a product's rank must not depend o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -47,20 +49,50 @@ CONTEXT_PREFIXES = ("calendar_features__",)
 SEQUENCE_PREFIXES = ("session_features__", "covisitation_", "same_leaf_as_last")
 
 
+@dataclass(frozen=True)
+class Cross:
+    """A user x product cross: ``difference`` (left - right) or ``same`` (1.0 / 0.0)."""
+
+    name: str
+    kind: str
+    left: str
+    right: str
+
+
+#: The crosses, defined once: :func:`add_crosses` computes them on joined frames and the
+#: service's request matrix (:mod:`shoprank.serving.request`) from the same definitions.
+CROSSES = (
+    Cross(
+        "price_vs_usual",
+        "difference",
+        "product_features__price_rel_category",
+        "user_features__avg_price_rel_category_90d",
+    ),
+    Cross(
+        "in_top_category",
+        "same",
+        "product_features__category_l1",
+        "user_features__top_category_l1_90d",
+    ),
+    Cross("in_top_brand", "same", "product_features__brand", "user_features__top_brand_90d"),
+    Cross(
+        "same_leaf_as_last",
+        "same",
+        "product_features__category_l2",
+        "session_features__last_category_l2",
+    ),
+)
+
+
 def add_crosses(frame: pd.DataFrame) -> pd.DataFrame:
     """User x product crosses from values already in the row (NaN when either side is)."""
     out = frame.copy()
-    out["price_vs_usual"] = (
-        out["product_features__price_rel_category"]
-        - out["user_features__avg_price_rel_category_90d"]
-    )
-    out["in_top_category"] = _same(
-        out["product_features__category_l1"], out["user_features__top_category_l1_90d"]
-    )
-    out["in_top_brand"] = _same(out["product_features__brand"], out["user_features__top_brand_90d"])
-    out["same_leaf_as_last"] = _same(
-        out["product_features__category_l2"], out["session_features__last_category_l2"]
-    )
+    for cross in CROSSES:
+        left, right = out[cross.left], out[cross.right]
+        if cross.kind == "difference":
+            out[cross.name] = left - right
+        else:
+            out[cross.name] = _same(left, right)
     return out
 
 

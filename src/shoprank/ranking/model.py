@@ -53,19 +53,52 @@ class RankerModel:
             matrix[column] = pd.Categorical(frame[column].astype(object), categories=vocabulary)
         return matrix
 
+    def encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """The feature matrix as float32 numbers: categoricals as their vocabulary codes.
+
+        What XGBoost reads from :meth:`matrix` (a code per category, NaN for missing or
+        unseen values); the service builds the same array directly (see
+        :mod:`shoprank.serving.request`).
+        """
+        matrix = self.matrix(frame)
+        out = np.empty((len(frame), len(self.columns)), dtype=np.float32)
+        for j, column in enumerate(self.columns):
+            values = matrix[column]
+            if isinstance(values.dtype, pd.CategoricalDtype):
+                codes = values.cat.codes.to_numpy().astype(np.float32)
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
+            else:
+                out[:, j] = values.to_numpy(np.float32)
+        return out
+
+    @property
+    def rounds(self) -> tuple[int, int]:
+        """The trees predictions use: up to the early-stopping best iteration."""
+        core = self.booster.get_booster()
+        try:
+            return (0, int(core.best_iteration) + 1)
+        except AttributeError:
+            return (0, 0)
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Scores for an :meth:`encode`-d matrix (the service's one request)."""
+        if len(matrix) == 0:
+            return np.zeros(0, dtype=np.float32)
+        core = self.booster.get_booster()
+        return core.inplace_predict(matrix, iteration_range=self.rounds)
+
     def predict(self, frame: pd.DataFrame, batch_rows: int = 500_000) -> np.ndarray:
         """Relevance scores for rows of ``frame`` (higher is better).
 
         Scored ``batch_rows`` at a time, so the feature matrix of a large frame never exists
         in memory all at once.
         """
-        if len(frame) <= batch_rows:
-            return self.booster.predict(self.matrix(frame))
         parts = [
-            self.booster.predict(self.matrix(frame.iloc[start : start + batch_rows]))
+            self.predict_matrix(self.encode(frame.iloc[start : start + batch_rows]))
             for start in range(0, len(frame), batch_rows)
         ]
-        return np.concatenate(parts)
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
 
     def importance(self, kind: str = "total_gain") -> pd.Series:
         """Feature importances, largest first."""

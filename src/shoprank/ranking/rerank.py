@@ -21,7 +21,7 @@ user sees:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -379,25 +379,38 @@ def contributions(
     ``model.predict`` (up to the early-stopping best iteration), so a row's contributions plus
     the bias sum to its score.
     """
-    booster = model.booster
-    core = booster.get_booster() if hasattr(booster, "get_booster") else booster
-    try:
-        rounds = (0, int(core.best_iteration) + 1)
-    except AttributeError:
-        rounds = (0, 0)
+    values = contribution_matrix(model, model.encode(frame), approximate)
+    return pd.DataFrame(values, index=frame.index, columns=model.columns)
+
+
+def contribution_matrix(
+    model: RankerModel, matrix: np.ndarray, approximate: bool = False
+) -> np.ndarray:
+    """:func:`contributions` for an encoded matrix (:meth:`RankerModel.encode`)."""
+    core = model.booster.get_booster()
     # One thread for a user's handful of rows: thread start-up costs more than it saves.
-    threads = 1 if len(frame) <= 1_000 else -1
-    matrix = xgb.DMatrix(model.matrix(frame), enable_categorical=True, nthread=threads)
-    values = core.predict(
-        matrix, pred_contribs=True, approx_contribs=approximate, iteration_range=rounds
+    threads = 1 if len(matrix) <= 1_000 else -1
+    data = xgb.DMatrix(
+        matrix,
+        feature_names=core.feature_names,
+        feature_types=core.feature_types,
+        enable_categorical=True,
+        nthread=threads,
     )
-    return pd.DataFrame(values[:, :-1], index=frame.index, columns=model.columns)
+    values = core.predict(
+        data, pred_contribs=True, approx_contribs=approximate, iteration_range=model.rounds
+    )
+    return values[:, :-1]
 
 
-def top_features(row: pd.Series, n: int) -> tuple[tuple[str, float], ...]:
-    """The ``n`` features with the largest positive contributions, largest first."""
-    positive = row[row > 0].sort_values(ascending=False, kind="stable").head(n)
-    return tuple((str(name), float(value)) for name, value in positive.items())
+def top_features(values: np.ndarray, names: Sequence[str], n: int) -> tuple[tuple[str, float], ...]:
+    """The ``n`` features with the largest positive contributions, largest first.
+
+    ``values`` is one row of contributions over ``names``; ties keep the column order.
+    """
+    positive = np.flatnonzero(values > 0)
+    best = positive[np.argsort(-values[positive], kind="stable")][:n]
+    return tuple((str(names[i]), float(values[i])) for i in best)
 
 
 def feature_phrase(name: str, value: float, source_phrases: dict[str, str]) -> str | None:
@@ -531,6 +544,35 @@ def rerank(
     config = config or RerankConfig()
     ids = candidates["product_id"].to_numpy(np.int64)
     scores = candidates[score_column].to_numpy(np.float64)
+    rows, slots = select(
+        ids,
+        scores,
+        catalog,
+        config,
+        now=now,
+        vectors=vectors,
+        bought=bought,
+        repeat_cats=repeat_cats,
+    )
+    return explain(candidates.iloc[rows], slots, catalog, config, vectors, model, score_column)
+
+
+def select(
+    ids: np.ndarray,
+    scores: np.ndarray,
+    catalog: Catalog,
+    config: RerankConfig,
+    *,
+    now: datetime,
+    vectors: np.ndarray | None = None,
+    bought: Collection[int] = frozenset(),
+    repeat_cats: Collection[str] = frozenset(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1-3 of :func:`rerank` for one user: which candidates make the list, in order.
+
+    Returns:
+        Positions into ``ids`` in list order, and whether each fills an exploration slot.
+    """
     already = np.isin(ids, np.fromiter(bought, np.int64))
     rows, attributes = _pool(ids, scores, already, catalog, config, now, repeat_cats)
     order, slots = order_one(
@@ -540,8 +582,7 @@ def rerank(
         config,
         candidate_vectors(vectors, ids[rows]) if vectors is not None else None,
     )
-    chosen = candidates.iloc[rows[order]]
-    return explain(chosen, slots, catalog, config, vectors, model, score_column)
+    return rows[order], slots
 
 
 def _pool(
@@ -574,12 +615,18 @@ def explain(
     vectors: np.ndarray | None = None,
     model: RankerModel | None = None,
     score_column: str = "score",
+    contribs: pd.DataFrame | None = None,
 ) -> list[Recommendation]:
-    """Recommendations for the chosen rows (in list order), with sources and reasons."""
+    """Recommendations for the chosen rows (in list order), with sources and reasons.
+
+    ``contribs`` (one row per chosen row, model columns) are computed from ``model`` when
+    not given.
+    """
     found = sources_of(chosen)
-    contribs = None
-    if model is not None and len(chosen):
+    if contribs is None and model is not None and len(chosen):
         contribs = contributions(model, chosen, config.approximate_contributions)
+    if contribs is not None:
+        contrib_values, contrib_names = contribs.to_numpy(np.float64), list(contribs.columns)
     out = []
     for position, (_, row) in enumerate(chosen.iterrows()):
         product_id = int(row["product_id"])
@@ -589,7 +636,7 @@ def explain(
             anchor = content_anchor(row, catalog, vectors, product_id)
             phrases["content"] = anchor or phrases["content"]
         features = (
-            top_features(contribs.iloc[position], config.reason_features)
+            top_features(contrib_values[position], contrib_names, config.reason_features)
             if contribs is not None
             else ()
         )

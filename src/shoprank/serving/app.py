@@ -8,10 +8,10 @@ calls (:class:`~shoprank.serving.core.Recommender`). The BentoML service class i
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +23,7 @@ from shoprank.ranking.rerank import Recommendation
 from shoprank.serving import metrics
 from shoprank.serving.core import Filters, Recommender
 from shoprank.serving.events import EventLog, LiveEvent, LiveEvents
+from shoprank.serving.request import RequestFeatures
 from shoprank.serving.schemas import (
     EventRequest,
     EventResponse,
@@ -48,7 +49,12 @@ class UnknownProductError(LookupError):
 
 @dataclass(frozen=True)
 class Clock:
-    """The service's now: the wall clock, or the data's (see ``Settings.serving_clock``)."""
+    """The service's now: the wall clock, or the data's (see ``Settings.serving_clock``).
+
+    The data's clock starts at the model's fit when the server started (``started``, wall
+    seconds): the server's parent process start, which all of its workers share, so their
+    clocks agree and events posted to different workers keep their order.
+    """
 
     mode: str
     fitted_at: datetime
@@ -58,7 +64,17 @@ class Clock:
         """The current moment (aware UTC)."""
         if self.mode == "wall":
             return datetime.now(UTC)
-        return self.fitted_at + timedelta(seconds=time.monotonic() - self.started)
+        return self.fitted_at + timedelta(seconds=max(time.time() - self.started, 0.0))
+
+    @staticmethod
+    def server_start() -> float:
+        """When the server whose worker this is started (its parent's start, wall seconds)."""
+        import psutil
+
+        try:
+            return psutil.Process(os.getppid()).create_time()
+        except psutil.Error:
+            return time.time()
 
 
 def resolve_tag(settings: Settings) -> str:
@@ -90,10 +106,9 @@ class ServingApp:
         self.store = store
         self.log = log
         self.clock = clock
-        self._user_locks: dict[object, threading.Lock] = defaultdict(threading.Lock)
-        self._locks_guard = threading.Lock()
         self._session_rows: dict[tuple[int, str], dict] = {}
         self._user_rows: dict[int, dict] = {}
+        self._follow_lock = threading.Lock()
 
     @classmethod
     def load(cls, settings: Settings) -> ServingApp:
@@ -106,13 +121,14 @@ class ServingApp:
         store = open_store(settings, serving=True)
         online = OnlineFeatures(store, state.feature_service)
         online.preload(preload_keys(state))
+        features = RequestFeatures(model, online, state.catalog)
         live = LiveEvents(state.fitted_at)
         log = EventLog(settings.event_log_path)
-        for event in log.read():
-            live.add(event)
         similar = SimilarItems.build(state, settings, tag)
-        clock = Clock(settings.serving_clock, state.fitted_at, time.monotonic())
-        return cls(tag, Recommender(model, state, online, live), similar, store, log, clock)
+        clock = Clock(settings.serving_clock, state.fitted_at, Clock.server_start())
+        app = cls(tag, Recommender(model, state, features, live), similar, store, log, clock)
+        app.follow()  # the events posted before this worker started
+        return app
 
     @property
     def state(self) -> ServingState:
@@ -121,8 +137,8 @@ class ServingApp:
 
     def ready(self) -> bool:
         """Model, item features and index are loaded."""
-        online = self.recommender.features
-        tables = getattr(online, "preloaded", {"": 1})
+        online = self.recommender.features.online
+        tables = online.preloaded
         return bool(tables) and all(tables.values()) and self.similar_items.ready()
 
     # Recommendations
@@ -134,10 +150,10 @@ class ServingApp:
         filters = Filters(
             request.filters.category, request.filters.max_price, tuple(request.exclude)
         )
-        with self._lock_of(request.user_id, request.session_id):
-            answer = self.recommender.recommend(
-                request.user_id, request.session_id, moment, request.k, filters
-            )
+        self.follow()
+        answer = self.recommender.recommend(
+            request.user_id, request.session_id, moment, request.k, filters
+        )
         timings = {**answer.timings, "total_ms": round((time.perf_counter() - started) * 1000, 3)}
         metrics.record_recommend(answer, timings["total_ms"] / 1000)
         return RecommendResponse(
@@ -176,26 +192,52 @@ class ServingApp:
             UnknownProductError: The product is not in the catalog (nothing is written).
         """
         self._require_product(request.product_id)
-        moment = _utc(request.timestamp) or self.clock.now()
-        event = LiveEvent(
-            request.user_id, request.session_id, request.product_id, request.event_type, moment
-        )
-        with self._lock_of(request.user_id, request.session_id):
+        with self.log.exclusive(), self._follow_lock:
+            # no other worker appends and no thread of this one follows until it is pushed;
+            # the server's time is taken here, so events without one are in log order
+            moment = _utc(request.timestamp) or self.clock.now()
+            event = LiveEvent(
+                request.user_id, request.session_id, request.product_id, request.event_type, moment
+            )
+            self._follow()  # what other workers logged: this event's session row builds on it
             self.log.append(event)
-            self.recommender.live.add(event)
-            pushed = self._push_session(event) if request.user_id is not None else False
+            row = self._follow().get(event)
+            pushed = self._push(row) if row is not None else False
         metrics.record_event(request.event_type, pushed or request.user_id is None)
         degraded = request.user_id is not None and not pushed
         return EventResponse(
             request_id=uuid.uuid4().hex, logged=True, pushed=pushed, degraded=degraded
         )
 
-    def _push_session(self, event: LiveEvent) -> bool:
-        """Push the user's session_features row after ``event`` (False when the store fails)."""
+    def follow(self) -> dict[LiveEvent, dict]:
+        """Take in the events appended to the log (by any worker) since the last call.
+
+        Each is added to the live events, and a user's event advances that user's
+        session_features row (:func:`~shoprank.features.session.next_session_row`).
+
+        Returns:
+            The new session rows, by event (events older than their user's last one have
+            none: they are logged and remembered, but the row does not go back in time).
+        """
+        with self._follow_lock:
+            return self._follow()
+
+    def _follow(self) -> dict[LiveEvent, dict]:
+        rows = {}
+        for event in self.log.follow():
+            self.recommender.live.add(event)
+            if event.user_id is not None:
+                row = self._session_row(event)
+                if row is not None:
+                    rows[event] = row
+        return rows
+
+    def _session_row(self, event: LiveEvent) -> dict | None:
+        """The user's session_features row after ``event`` (None if it is not newer)."""
         user = int(event.user_id)  # type: ignore[arg-type]
         previous = self._user_rows.get(user) or self.state.session_row(user)
         if previous is not None and pd.Timestamp(previous["event_timestamp"]) >= event.at:
-            return False  # an event older than the user's last one: logged, not pushed
+            return None
         category = self.state.catalog.frame.at[event.product_id, "category_l2"]
         step = SessionEvent(
             user, event.product_id, category, event.event_type, event.session_id, event.at
@@ -205,6 +247,10 @@ class ServingApp:
         )
         self._user_rows[user] = row
         self._session_rows[(user, event.session_id)] = row
+        return row
+
+    def _push(self, row: dict) -> bool:
+        """Push a session_features row to the online store (False when the store fails)."""
         try:
             self.store.push(SESSION_PUSH, pd.DataFrame([row]), allow_registry_cache=True)
         except Exception:  # a store that is down: the event is logged and remembered
@@ -214,11 +260,6 @@ class ServingApp:
     def _require_product(self, product_id: int) -> None:
         if product_id not in self.state.catalog.frame.index:
             raise UnknownProductError(f"product_id {product_id} is not in the catalog")
-
-    def _lock_of(self, user_id: int | None, session_id: str | None) -> threading.Lock:
-        key = ("user", user_id) if user_id is not None else ("session", session_id)
-        with self._locks_guard:
-            return self._user_locks[key]
 
 
 def preload_keys(state: ServingState) -> dict[str, list]:

@@ -1,11 +1,15 @@
 """One recommendation, end to end: the evaluation's two stages for a single request.
 
-queries -> candidates -> entity keys -> features -> predict -> rules. Every step is the
-function the evaluation and training use (:func:`~shoprank.ranking.dataset.candidate_frame`,
-:func:`~shoprank.ranking.dataset.entity_columns`, :func:`~shoprank.ranking.examples.with_features`,
-:meth:`~shoprank.ranking.model.RankerModel.predict`, :func:`~shoprank.ranking.rerank.rerank`);
-only where the inputs come from differs: the model's serving state, the live events posted
-since its fit, and Feast's online store (:class:`~shoprank.features.online.OnlineFeatures`).
+queries -> candidates -> entity keys -> features -> predict -> rules. The candidates are
+:func:`~shoprank.ranking.dataset.candidate_union` (what ``candidate_frame`` builds the
+evaluation's rows from), the features the same matrix ``with_features`` and
+:meth:`~shoprank.ranking.model.RankerModel.encode` give offline, built in numpy from
+Feast's online store (:class:`~shoprank.serving.request.RequestFeatures`), the scores
+:meth:`~shoprank.ranking.model.RankerModel.predict_matrix` and the list
+:func:`~shoprank.ranking.rerank.select` and :func:`~shoprank.ranking.rerank.explain`, as
+:func:`~shoprank.ranking.rerank.rerank` does offline. Only where the inputs come from
+differs: the model's serving state, the live events posted since its fit, and the online
+store.
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ import pandas as pd
 
 from shoprank.candidates.data import Queries
 from shoprank.features.online import OnlineStoreError
-from shoprank.features.sources import FeatureSource
-from shoprank.ranking.dataset import Cutoff, candidate_frame, entity_columns
-from shoprank.ranking.examples import SESSION_DAILY_KEYS, in_stock_mask, with_features
-from shoprank.ranking.model import QUERY, RankerModel
-from shoprank.ranking.rerank import SOURCE_PHRASES, Recommendation, rerank
+from shoprank.ranking.dataset import CandidateUnion, candidate_union
+from shoprank.ranking.examples import in_stock_mask
+from shoprank.ranking.model import RankerModel
+from shoprank.ranking.rerank import (
+    SOURCE_PHRASES,
+    Recommendation,
+    contribution_matrix,
+    explain,
+    rerank,
+    select,
+)
 from shoprank.serving.events import (
     LiveEvent,
     LiveEvents,
@@ -32,6 +42,7 @@ from shoprank.serving.events import (
     purchases,
     touched,
 )
+from shoprank.serving.request import CONTEXT_COLUMNS, RequestFeatures, RequestRows
 from shoprank.training.bundle import ServingState
 
 #: Queries for visitors without a user id use this id: no generator knows it.
@@ -64,10 +75,32 @@ class Answer:
 
 @dataclass
 class Scored:
-    """A request's candidate rows with their features and scores (what the ranker saw)."""
+    """A request's candidates, the ranker's input for them and its scores."""
 
-    rows: pd.DataFrame
+    rows: RequestRows
+    scores: np.ndarray
     moment: datetime
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The candidates' product ids."""
+        return self.rows.ids
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, model: RankerModel, moment: datetime) -> Scored:
+        """The same from the evaluation's joined rows of one query (``score`` column)."""
+        names = tuple(c.removesuffix("_rank") for c in frame.columns if c.endswith("_rank"))
+        union = CandidateUnion(
+            names,
+            np.zeros(len(frame), dtype=np.int64),
+            frame["product_id"].to_numpy(np.int64),
+            frame[[f"{n}_rank" for n in names]].to_numpy(np.float32),
+            frame[[f"{n}_score" for n in names]].to_numpy(np.float32),
+        )
+        first = frame.iloc[0] if len(frame) else {}
+        context = {c: first.get(c) for c in CONTEXT_COLUMNS if c in frame}
+        rows = RequestRows(union, model.encode(frame), context)
+        return cls(rows, frame["score"].to_numpy(np.float32), moment)
 
 
 class Recommender:
@@ -76,7 +109,7 @@ class Recommender:
     Args:
         model: The ranker.
         state: Everything fitted with it (:class:`~shoprank.training.bundle.ServingState`).
-        features: Where features come from (online when serving; offline in tests).
+        features: Builds a request's ranker input from the online store.
         live: Events posted since the fit.
     """
 
@@ -84,7 +117,7 @@ class Recommender:
         self,
         model: RankerModel,
         state: ServingState,
-        features: FeatureSource,
+        features: RequestFeatures,
         live: LiveEvents,
     ):
         self.model = model
@@ -98,6 +131,9 @@ class Recommender:
             for user, items in pairs.groupby("user_id")["product_id"]
         }
         self._allowed: dict[np.datetime64, np.ndarray] = {}
+        catalog = state.catalog.frame
+        self._category = catalog["category_l1"].reindex(np.arange(state.catalog.n_items + 1))
+        self._price = catalog["price"].reindex(np.arange(state.catalog.n_items + 1))
 
     # Inputs
 
@@ -136,18 +172,17 @@ class Recommender:
         queries = self.queries(user_id, events)
         allowed = self.allowed(moment)
         counts = self.state.candidates_per_generator
-        candidates = candidate_frame(self.state.generators, queries, counts, allowed)
-        candidates = self._filtered(candidates, touched(events), filters)
-        rows = entity_columns(candidates, self.state.catalog, Cutoff(moment))
-        rows[QUERY] = 0
+        union = candidate_union(self.state.generators, queries, counts, allowed)
+        union = union.take(self._kept(union.items, touched(events), filters))
         timings["candidates_ms"] = _ms(started)
         started = time.perf_counter()
-        rows = with_features(self.features, rows, daily_keys=SESSION_DAILY_KEYS)
+        uid = ANONYMOUS if user_id is None else int(user_id)
+        rows = self.features.rows(union, uid, moment)
         timings["features_ms"] = _ms(started)
         started = time.perf_counter()
-        rows["score"] = self.model.predict(rows) if len(rows) else np.zeros(0)
+        scores = self.model.predict_matrix(rows.matrix)
         timings["predict_ms"] = _ms(started)
-        return Scored(rows, moment), timings
+        return Scored(rows, scores, moment), timings
 
     def recommend(
         self,
@@ -170,7 +205,7 @@ class Recommender:
         started = time.perf_counter()
         items = self.rules(scored, user_id, session_id, k)
         timings["rules_ms"] = _ms(started)
-        return Answer(items, False, len(scored.rows), timings)
+        return Answer(items, False, len(scored.ids), timings)
 
     def rules(
         self, scored: Scored, user_id: int | None, session_id: str | None, k: int
@@ -183,15 +218,25 @@ class Recommender:
             k=k,
             new_arrival_positions=tuple(p for p in config.new_arrival_positions if p <= k),
         )
-        return rerank(
-            scored.rows,
+        positions, slots = select(
+            scored.ids,
+            scored.scores.astype(np.float64),
             self.state.catalog,
             config,
             now=scored.moment,
             vectors=self.state.vectors,
             bought=self.bought(user_id, events),
             repeat_cats=self.state.repeat_categories,
-            model=self.model,
+        )
+        chosen = _chosen_frame(scored, positions, self.model)
+        contribs = None
+        if len(positions):
+            values = contribution_matrix(
+                self.model, scored.rows.matrix[positions], config.approximate_contributions
+            )
+            contribs = pd.DataFrame(values, index=chosen.index, columns=self.model.columns)
+        return explain(
+            chosen, slots, self.state.catalog, config, self.state.vectors, contribs=contribs
         )
 
     def bought(self, user_id: int | None, events: list[LiveEvent]) -> frozenset[int]:
@@ -221,7 +266,7 @@ class Recommender:
             {"product_id": ids[ids >= 0], f"{FALLBACK}_rank": np.arange(1, (ids >= 0).sum() + 1)}
         )
         frame["score"] = scores[ids >= 0]
-        frame = self._filtered(frame, touched(events), filters)
+        frame = frame[self._kept(frame["product_id"].to_numpy(np.int64), touched(events), filters)]
         config = replace(self.state.rerank, k=k, mmr_lambda=1.0, new_arrival_positions=())
         items = rerank(
             frame,
@@ -234,16 +279,27 @@ class Recommender:
         items = [replace(item, text=SOURCE_PHRASES[FALLBACK].capitalize()) for item in items]
         return Answer(items, True, len(frame), {"fallback_ms": _ms(started)}, why)
 
-    def _filtered(self, frame: pd.DataFrame, seen: np.ndarray, filters: Filters) -> pd.DataFrame:
-        """Candidates minus the session's products, excluded ids and what the filters reject."""
-        catalog = self.state.catalog.frame
-        ids = frame["product_id"].to_numpy(np.int64)
+    def _kept(self, ids: np.ndarray, seen: np.ndarray, filters: Filters) -> np.ndarray:
+        """Candidates that stay: not in the session, not excluded, passing the filters."""
         keep = ~np.isin(ids, seen) & ~np.isin(ids, np.asarray(filters.exclude, dtype=np.int64))
         if filters.category is not None:
-            keep &= catalog["category_l1"].reindex(ids).to_numpy() == filters.category
+            keep &= self._category.to_numpy()[ids] == filters.category
         if filters.max_price is not None:
-            keep &= catalog["price"].reindex(ids).to_numpy(np.float64) <= filters.max_price
-        return frame[keep].reset_index(drop=True)
+            keep &= self._price.to_numpy(np.float64)[ids] <= filters.max_price
+        return keep
+
+
+def _chosen_frame(scored: Scored, positions: np.ndarray, model: RankerModel) -> pd.DataFrame:
+    """The chosen candidates as rows for :func:`~shoprank.ranking.rerank.explain`."""
+    union = scored.rows.union
+    frame = pd.DataFrame(scored.rows.matrix[positions], columns=model.columns)
+    frame["product_id"] = union.items[positions]
+    frame["score"] = scored.scores[positions].astype(np.float64)
+    for g, name in enumerate(union.names):
+        frame[f"{name}_rank"] = union.ranks[positions, g]
+    for column, value in scored.rows.context.items():
+        frame[column] = value
+    return frame
 
 
 def _ms(started: float) -> float:

@@ -1,17 +1,21 @@
 """Live events: the append-only log on disk and what the service keeps of it in memory.
 
 Every event posted to the service is appended to a JSON-lines file first (the record the
-next refit and the monitoring jobs read), then to :class:`LiveEvents`, the in-memory view
-the next request reads: each user's and each anonymous session's events since the served
-model was fit. Restarting the service replays the file, so nothing posted is forgotten.
+next refit and the monitoring jobs read); every worker follows the file into
+:class:`LiveEvents`, the in-memory view its next request reads: each user's and each
+anonymous session's events since the served model was fit. A worker that starts reads the
+whole file, so nothing posted is forgotten and every worker sees every event.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,33 +55,74 @@ class LiveEvent:
 
 
 class EventLog:
-    """An append-only JSON-lines file; each append is flushed to the OS before returning."""
+    """An append-only JSON-lines file shared by every worker of the service.
+
+    Each append is one whole line, written under an exclusive file lock and synced to disk
+    before returning. Every worker :meth:`follow`-s the file, so an event posted to one
+    worker is seen by all of them at their next request.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._offset = 0
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the log for a read-append-push step (across threads and processes)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
 
     def append(self, event: LiveEvent) -> None:
-        """Write one event (whole line or nothing, under a lock)."""
+        """Write one event (whole line or nothing). Call inside :meth:`exclusive`."""
         line = event.to_json() + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as out:
-                out.write(line)
-                out.flush()
-                os.fsync(out.fileno())
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+
+    def follow(self) -> list[LiveEvent]:
+        """Events appended since the last call (all of them the first time).
+
+        Only whole lines are read; a line being written is read next time, and a torn line
+        left by a crash is skipped.
+        """
+        with self._read_lock:
+            try:
+                size = os.stat(self.path).st_size
+            except FileNotFoundError:
+                return []
+            if size <= self._offset:
+                return []
+            with self.path.open("rb") as source:
+                source.seek(self._offset)
+                data = source.read(size - self._offset)
+            end = data.rfind(b"\n") + 1
+            self._offset += end
+        return _parsed(data[:end].decode("utf-8").splitlines())
 
     def read(self) -> list[LiveEvent]:
         """Every event in the file (a torn last line from a crash is skipped)."""
         if not self.path.is_file():
             return []
-        events = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                events.append(LiveEvent.from_json(line))
-            except (ValueError, TypeError, KeyError):
-                continue
-        return events
+        return _parsed(self.path.read_text(encoding="utf-8").splitlines())
+
+
+def _parsed(lines: list[str]) -> list[LiveEvent]:
+    events = []
+    for line in lines:
+        try:
+            events.append(LiveEvent.from_json(line))
+        except (ValueError, TypeError, KeyError):
+            continue
+    return events
 
 
 class LiveEvents:
