@@ -7,7 +7,7 @@ SCALE  ?= seed
 
 PORT   ?= 3000
 
-.PHONY: setup demo serve test test-code test-data test-model test-integration lint format bench docs clean
+.PHONY: setup demo serve bento bento-requirements compose-config docker test test-code test-data test-model test-integration lint format bench bench-serving docs clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,26 @@ serve: setup
 		SHOPRANK_MODEL_TAG=$$tag BENTOML_DO_NOT_TRACK=true $(BIN)/bentoml serve \
 		bentos/recommender/service.py:Recommender --host 127.0.0.1 --port $(PORT)
 
+# The recommender bento (bentos/recommender/bentofile.yaml) in BentoML's store: the service,
+# shoprank's source and its locked requirements, no model (SHOPRANK_MODEL_TAG picks the tag
+# when it is served). Packages nothing from the network; `bentoml containerize` makes an image.
+bento: setup
+	$(BIN)/python bentos/serving_requirements.py --check
+	BENTOML_DO_NOT_TRACK=true $(BIN)/bentoml build -f bentos/recommender/bentofile.yaml .
+
+# Rewrites the bento's requirements after requirements.lock or pyproject.toml changed.
+bento-requirements: setup
+	$(BIN)/python bentos/serving_requirements.py
+
+# Validates bentos/docker-compose.yml with the Compose CLI (no daemon needed).
+compose-config: setup
+	$(BIN)/docker-compose -f bentos/docker-compose.yml config --quiet
+
+# The image (bentos/Dockerfile). Needs a Docker daemon and the python:3.11-slim base image:
+# neither exists on the project's machines, so this target is for a machine that has them.
+docker:
+	docker build -f bentos/Dockerfile -t shoprank-recommender .
+
 # Tests run in pipeline order: code, data contracts, model behaviour, real servers
 # (folders that exist; tests/model arrives with the ranker).
 TEST_DIRS := $(wildcard tests/code tests/data tests/model tests/integration)
@@ -49,6 +69,11 @@ format: setup
 
 bench: setup
 	$(BIN)/shoprank bench pipeline --scale $(SCALE)
+
+# The service (newest saved ranker, or SHOPRANK_MODEL_TAG) under open-loop load, and the
+# BentoML floor: reports/bench_serving.json. BENCH_ARGS passes options, e.g. --quick.
+bench-serving: setup
+	BENTOML_DO_NOT_TRACK=true $(BIN)/shoprank bench serving $(BENCH_ARGS)
 
 docs: setup
 	$(BIN)/shoprank dbt docs

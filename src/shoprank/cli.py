@@ -421,6 +421,175 @@ def bench_candidates(
     console.print(f"{report.seconds:.0f} s; written to {path}")
 
 
+SERVICE_TARGET = "bentos/recommender/service.py:Recommender"
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    """``100,200,300`` as rates in requests per second."""
+    try:
+        rates = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--rates {text!r}: give rates as 100,200,300") from None
+    if not rates or any(rate <= 0 for rate in rates):
+        raise typer.BadParameter(f"--rates {text!r}: give positive rates as 100,200,300")
+    return rates
+
+
+def _serving_tag(settings: Settings, tag: str | None) -> str:
+    """The tag `make serve` would serve: --tag, $SHOPRANK_MODEL_TAG, else the newest ranker."""
+    from shoprank.ranking.registry import list_rankers
+
+    chosen = tag or settings.model_tag
+    if chosen:
+        return chosen
+    saved = list_rankers(home=settings.bentoml_home)
+    if not saved:
+        raise FileNotFoundError("no ranker saved: run `shoprank train` or `shoprank evaluate`")
+    return saved[0]["tag"]
+
+
+@bench_app.command("serving")
+def bench_serving(
+    ctx: typer.Context,
+    rates: Annotated[
+        str, typer.Option(help="Fixed rates in requests per second, comma-separated.")
+    ] = "100,200,300",
+    duration: Annotated[
+        float | None,
+        typer.Option(min=0.5, help="Seconds per fixed rate (default 20; 3 with --quick)."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Service workers (default: SHOPRANK_SERVING_WORKERS)."),
+    ] = None,
+    search: Annotated[
+        bool, typer.Option(help="Step-search the highest rate with p99 under the SLO.")
+    ] = True,
+    quick: Annotated[
+        bool, typer.Option(help="Smoke run: 3 s per rate, 2 search steps, 10 delay trials.")
+    ] = False,
+    slo_ms: Annotated[float, typer.Option(help="The search's p99 bound in ms.")] = 100.0,
+    delay_trials: Annotated[
+        int | None,
+        typer.Option(min=1, help="Event-to-recommendation trials (default 30; 10 with --quick)."),
+    ] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option(help="Exact ranker tag (default: $SHOPRANK_MODEL_TAG, else the newest)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report path (default: reports/bench_serving.json).")
+    ] = None,
+) -> None:
+    """The service under open-loop load, and the BentoML floor (reports/bench_serving.json).
+
+    Serves the tag `make serve` would on 127.0.0.1 and sends known, unknown and
+    in-session users and event posts at each fixed rate, open loop (latency from
+    each request's scheduled send time); step-searches the highest rate with p99
+    under --slo-ms; measures the event-to-recommendation delay; then runs the
+    same rates against a trivial BentoML endpoint (the floor). Events go to a
+    temporary event log; their session features reach the online store.
+    """
+    import tempfile
+
+    from shoprank.serving.bench import BenchSettings, run_serving_bench, traffic_ids
+    from shoprank.serving.freshness import DelaySettings, measure_event_delay
+    from shoprank.serving.loadgen import default_mix
+    from shoprank.training.bundle import load_recommender
+
+    settings = _settings(ctx)
+    fixed_rates = _rates(rates)
+    model_tag = _serving_tag(settings, tag)
+    console.log(f"reading the users and products of {model_tag}")
+    _, state = load_recommender(model_tag, settings.bentoml_home)
+    known, products = traffic_ids(state)
+    del state
+    sessions = min(100, max(1, len(known) // 2))
+    mix = default_mix(known, products, sessions=sessions)
+    delay_users = known[sessions:] or known
+    bench = BenchSettings(
+        rates=fixed_rates,
+        duration_s=duration or (3.0 if quick else 20.0),
+        warmup_rate=min(50.0, *fixed_rates),
+        warmup_s=1.0 if quick else 5.0,
+        slo_p99_ms=slo_ms,
+        search_steps=(2 if quick else 4) if search else 0,
+        search_duration_s=3.0 if quick else 10.0,
+        workers=workers or settings.serving_workers,
+        ready_timeout_s=600.0,
+        drain_max_s=15.0 if quick else 60.0,
+    )
+    delays = DelaySettings(trials=delay_trials or (10 if quick else 30))
+    path = out or settings.reports_dir / "bench_serving.json"
+    console.log(
+        f"{len(known):,} known users, {len(products):,} products; rates {fixed_rates} rps, "
+        f"{bench.duration_s:g} s each, {bench.workers} worker(s), search {search}"
+    )
+    with tempfile.TemporaryDirectory(prefix="shoprank-bench-") as scratch:
+        env = {
+            "SHOPRANK_DATA_DIR": str(settings.data_path),
+            "SHOPRANK_MODEL_TAG": model_tag,
+            "SHOPRANK_EVENT_LOG": str(Path(scratch) / "events.jsonl"),
+            "BENTOML_DO_NOT_TRACK": "true",
+        }
+        if settings.bentoml_home is not None:
+            env["SHOPRANK_BENTOML_HOME"] = str(settings.bentoml_home)
+        report = run_serving_bench(
+            SERVICE_TARGET,
+            path,
+            mix=mix,
+            working_dir=settings.project_root,
+            env=env,
+            settings=bench,
+            probes={
+                "event_delay": lambda server: measure_event_delay(
+                    server.base_url, delay_users, delays
+                )
+            },
+            log=console.log,
+        )
+    report_table(report)
+    console.print(f"{report['wall_s']:.0f} s; written to {path}")
+
+
+def report_table(report: dict) -> None:
+    """Print a serving benchmark report: one row per rate, then the search and the delay."""
+    table = Table(title=f"Serving benchmark ({report['settings']['workers']} worker(s))")
+    columns = ("server", "target rps", "ok rps", "p50", "p95", "p99", "errors", "cpu ms/req")
+    for column in (*columns, "rss MB/worker"):
+        table.add_column(column, justify="left" if column == "server" else "right", no_wrap=True)
+    for name in ("service", "floor"):
+        part = report.get(name) or {}
+        search = part.get("search") or {}
+        for row in [*part.get("fixed", []), *search.get("steps", [])]:
+            latency, server = row["latency_ms"], row["server"]
+            table.add_row(
+                name,
+                f"{row['target_rps']:g}",
+                f"{row['achieved_rps']:g}",
+                *(f"{latency[q]}" for q in ("p50", "p95", "p99")),
+                f"{row['errors']['total']}/{row['sent']}",
+                f"{server['cpu_ms_per_request']}",
+                ", ".join(f"{mb:.0f}" for mb in server["rss_mb_per_worker"]),
+            )
+    console.print(table)
+    search = (report.get("service") or {}).get("search")
+    if search:
+        console.print(
+            f"highest rate with p99 < {search['slo_p99_ms']:g} ms: {search['max_rate_rps']} rps "
+            f"(first failing: {search['first_failing_rps']})"
+        )
+    delay = report.get("event_delay")
+    if delay:
+        ms = delay["delay_ms"]
+        console.print(
+            f"event -> recommendation: p50 {ms['p50']} ms, p95 {ms['p95']} ms, max {ms['max']} ms;"
+            f" {delay['visible_within']}/{delay['measured']} visible within "
+            f"{delay['visible_within_s']:g} s ({delay['visible_within_and_stable']} and never "
+            f"shown again), {delay['failed']} failed"
+        )
+
+
 tune_app = typer.Typer(help="Tune on the validation month (figures under reports/).")
 app.add_typer(tune_app, name="tune")
 

@@ -37,6 +37,7 @@ def test_every_command_has_help():
         ["pipeline", "--help"],
         ["bench", "pipeline", "--help"],
         ["bench", "candidates", "--help"],
+        ["bench", "serving", "--help"],
         ["tune", "rerank", "--help"],
     ):
         result = _run(*args)

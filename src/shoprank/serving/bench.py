@@ -6,6 +6,12 @@ with no model) in the same run: start the server as a subprocess on 127.0.0.1, w
 stays under the SLO. Around every rate the CPU seconds and resident memory of every process
 of the server tree are sampled, so the report gives CPU ms per request and RSS per worker
 next to the generator's own CPU (generator and server share the machine's cores).
+
+A server pushed past its capacity keeps working on requests the generator has already given
+up on, so after the warm-up and after every rate the benchmark waits (up to
+``drain_max_s``) until the server tree is idle before going on: each rate starts on an idle
+server, its CPU is not charged to the next rate, and ``drain_s`` says how long the backlog
+took to clear.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class BenchSettings:
     seed: int = 0
     workers: int = 1
     ready_timeout_s: float = 180.0
+    drain_max_s: float = 60.0
+    idle_cores: float = 0.15
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,23 @@ def server_usage(
     }
 
 
+def wait_idle(root_pid: int, *, max_s: float, idle_cores: float, window_s: float = 0.5) -> float:
+    """Wait until the server tree uses under ``idle_cores`` over ``window_s`` (at most ``max_s``).
+
+    Returns:
+        Seconds waited (at least one window).
+    """
+    started = time.monotonic()
+    before = sample_tree(root_pid)
+    while True:
+        time.sleep(window_s)
+        after = sample_tree(root_pid)
+        cores = server_usage(before, after, 0, window_s)["cpu_cores"]
+        if cores < idle_cores or time.monotonic() - started >= max_s:
+            return round(time.monotonic() - started, 2)
+        before = after
+
+
 # Rates and the search
 
 
@@ -289,7 +314,24 @@ def measure_rate(
     summary = {"started_at": started_at, **summarize(result)}
     summary["server"] = server_usage(before, after, summary["answered"], result.elapsed_s)
     summary["meets_slo"] = meets_slo(summary, settings)
+    summary["drain_s"] = wait_idle(
+        server.process.pid, max_s=settings.drain_max_s, idle_cores=settings.idle_cores
+    )
     return summary
+
+
+def rate_line(name: str, summary: Mapping[str, Any]) -> str:
+    """One progress line for a finished rate."""
+    latency, server = summary["latency_ms"], summary["server"]
+    cpu = server["cpu_ms_per_request"]
+    return (
+        f"{name}: {summary['target_rps']:g} rps for {summary['duration_s']:g} s -> "
+        f"{summary['achieved_rps']:g} rps ok, p50 {latency['p50']} ms, p99 {latency['p99']} ms, "
+        f"errors {summary['errors']['total']}/{summary['sent']}, "
+        f"cpu {cpu if cpu is None else f'{cpu:.1f}'} ms/request, "
+        f"rss/worker {server['rss_mb_per_worker']} MB, drained in {summary['drain_s']} s"
+        + ("" if summary["meets_slo"] else " (misses the SLO)")
+    )
 
 
 def next_search_rate(lo: float | None, hi: float | None, settings: BenchSettings) -> float | None:
@@ -345,6 +387,13 @@ def step_search(
     }
 
 
+Probe = Callable[[ServerHandle], dict[str, Any]]
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
 def bench_server(
     target: str,
     mix: Sequence[RequestTemplate],
@@ -353,8 +402,10 @@ def bench_server(
     env: Mapping[str, str] | None,
     settings: BenchSettings,
     search: bool,
+    probes: Mapping[str, Probe] | None = None,
+    log: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
-    """Start one server, warm it up, run the fixed rates and optionally the search.
+    """Start one server, warm it up, run the probes, the fixed rates and optionally the search.
 
     Args:
         target: ``path/to/service.py:Class`` relative to ``working_dir``.
@@ -363,10 +414,14 @@ def bench_server(
         env: Extra environment for the server.
         settings: Rates, durations, SLO, workers.
         search: Whether to step-search the highest rate meeting the SLO.
+        probes: Measurements run on the warm, idle server before the rates, by name.
+        log: Receives one progress line per step.
 
     Returns:
-        The server's startup time, idle memory, fixed-rate results and search.
+        The server's startup time, idle memory, fixed-rate results, search and probes.
     """
+    name = service_name(target)
+    log(f"{name}: starting {target} with {settings.workers} worker(s)")
     with bentoml_server(
         target,
         working_dir=working_dir,
@@ -374,24 +429,75 @@ def bench_server(
         workers=settings.workers,
         ready_timeout_s=settings.ready_timeout_s,
     ) as server:
+        log(f"{name}: ready in {server.startup_s:.1f} s")
         idle = memory_usage(sample_tree(server.process.pid))
+        warmup_drain_s = None
         if settings.warmup_s > 0:
-            warmup = LoadSettings(rate=settings.warmup_rate, duration_s=settings.warmup_s)
+            warmup = LoadSettings(
+                rate=settings.warmup_rate,
+                duration_s=settings.warmup_s,
+                timeout_s=settings.timeout_s,
+                max_in_flight=settings.max_in_flight,
+                seed=settings.seed,
+            )
             run_load(server.base_url, mix, warmup)
+            warmup_drain_s = wait_idle(
+                server.process.pid, max_s=settings.drain_max_s, idle_cores=settings.idle_cores
+            )
+            log(f"{name}: warmed up ({settings.warmup_rate:g} rps for {settings.warmup_s:g} s)")
+        measured = {}
+        for probe_name, probe in (probes or {}).items():
+            log(f"{name}: measuring {probe_name}")
+            measured[probe_name] = probe(server)
 
         def measure(rate: float, duration_s: float = settings.search_duration_s) -> dict:
-            return measure_rate(server, mix, rate, duration_s, settings)
+            log(f"{name}: {rate:g} rps for {duration_s:g} s ...")
+            summary = measure_rate(server, mix, rate, duration_s, settings)
+            log(rate_line(name, summary))
+            return summary
 
         fixed = [measure(rate, settings.duration_s) for rate in settings.rates]
         found = step_search(measure, fixed, settings) if search else None
+        if found is not None:
+            best = found["max_rate_rps"]
+            log(f"{name}: highest rate with p99 < {settings.slo_p99_ms:g} ms: {best} rps")
     return {
         "target": target,
         "workers": settings.workers,
         "startup_s": server.startup_s,
         "idle": idle,
+        "warmup_drain_s": warmup_drain_s,
         "fixed": fixed,
         "search": found,
+        "probes": measured,
     }
+
+
+# The traffic
+
+
+def traffic_ids(state: Any, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Known users and products of a served model's serving state, for the load's mix.
+
+    Known users are the profiles with at least one product before the fit (so the warm
+    path is exercised), shuffled with ``seed`` so that the mix's in-session users (its
+    first ones) are a random sample; products are those launched by the fit.
+
+    Args:
+        state: A :class:`~shoprank.training.bundle.ServingState`.
+        seed: Seed of the shuffle.
+
+    Returns:
+        (known user ids, product ids), both as plain ints.
+    """
+    import numpy as np
+
+    ids = state.users.index.to_numpy(np.int64)
+    warm = ids[state.recent_of(ids)[:, 0] >= 0]
+    users = warm if len(warm) else ids
+    users = np.random.default_rng(seed).permutation(users)
+    products = np.flatnonzero(state.catalog.launched_mask(state.fitted_at))
+    return [int(u) for u in users], [int(p) for p in products]
 
 
 # The report
@@ -442,6 +548,9 @@ def run_serving_bench(
     settings: BenchSettings | None = None,
     floor_target: str | None = FLOOR_TARGET,
     floor_mix: Sequence[RequestTemplate] | None = None,
+    search: bool | None = None,
+    probes: Mapping[str, Probe] | None = None,
+    log: Callable[[str], None] = _quiet,
 ) -> dict[str, Any]:
     """Benchmark ``target`` and then the framework floor, one server at a time.
 
@@ -454,18 +563,25 @@ def run_serving_bench(
         settings: Rates, durations, SLO and workers; defaults to ``BenchSettings()``.
         floor_target: The floor service, or None to skip it.
         floor_mix: Templates for the floor; defaults to the ``/recommend`` part of ``mix``.
+        search: Whether to step-search the service (default: when ``search_steps > 0``).
+        probes: Measurements of the warm service before its rates; each result goes into
+            the report under its name (e.g. ``event_delay``).
+        log: Receives one progress line per step.
 
     Returns:
         The report that was written.
     """
     settings = settings or BenchSettings()
+    search = settings.search_steps > 0 if search is None else search
     started_at, started = _now(), time.monotonic()
-    common = {"working_dir": working_dir, "env": env, "settings": settings}
-    service = bench_server(target, mix, search=settings.search_steps > 0, **common)
+    common = {"working_dir": working_dir, "env": env, "settings": settings, "log": log}
+    service = bench_server(target, mix, search=search, probes=probes, **common)
+    measured = service.pop("probes")
     floor = None
     if floor_target is not None:
         floor_templates = floor_mix or recommend_only(mix)
         floor = bench_server(floor_target, floor_templates, search=False, **common)
+        floor.pop("probes")
     report = {
         "schema_version": 1,
         "started_at": started_at,
@@ -475,6 +591,7 @@ def run_serving_bench(
         "settings": asdict(settings),
         "service": service,
         "floor": floor,
+        **measured,
     }
     write_report(report, report_path)
     return report
