@@ -231,7 +231,9 @@ def train(
     catalog = load_catalog(settings.warehouse_path)
     console.log("embedding the catalog (cached by content hash)")
     factory = generator_factory(load_item_vectors(settings, catalog))
-    rankers = train_rankers(settings, ranker_config, catalog, factory, log=console.log)
+    rankers = train_rankers(
+        settings, ranker_config, catalog, factory, log=console.log, ablations=False
+    )
     tags = _save(settings, ranker_config, rankers.models, {})
     console.print(f"saved to the BentoML model store as {', '.join(tags)}")
     console.print(f"serve it: SHOPRANK_MODEL_TAG={tags[0]} make serve")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +34,15 @@ class CandidateGenerator(ABC):
     @abstractmethod
     def score(self, queries: Queries) -> np.ndarray:
         """Scores (n_queries, n_items + 1), float32; -inf marks items it cannot propose."""
+
+    def query_key(self, queries: Queries) -> Hashable | None:
+        """What one query's scores depend on, when that is not the query itself.
+
+        Generators whose scores are the same for every query (global popularity), or for
+        every query of a segment, return that (``()``, the segment) so a service can reuse
+        one query's scores for the next; None (the default) means they depend on the query.
+        """
+        return None
 
     def recommend(
         self,

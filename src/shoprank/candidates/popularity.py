@@ -43,6 +43,10 @@ class Popularity(CandidateGenerator):
         """The same scores for every query."""
         return np.broadcast_to(self.item_scores, (len(queries), len(self.item_scores))).copy()
 
+    def query_key(self, queries: Queries) -> tuple:
+        """Every query gets the same scores."""
+        return ()
+
 
 class SeasonalPopularity(CandidateGenerator):
     """Items of categories that are in season now.
@@ -85,6 +89,10 @@ class SeasonalPopularity(CandidateGenerator):
     def score(self, queries: Queries) -> np.ndarray:
         """The same scores for every query."""
         return np.broadcast_to(self.item_scores, (len(queries), len(self.item_scores))).copy()
+
+    def query_key(self, queries: Queries) -> tuple:
+        """Every query gets the same scores."""
+        return ()
 
 
 class SegmentPopularity(CandidateGenerator):
@@ -134,3 +142,10 @@ class SegmentPopularity(CandidateGenerator):
         segments = queries.segments[list(self.columns)].astype(str).itertuples(index=False)
         rows = [self.segment_index.get(tuple(s), len(self.table) - 1) for s in segments]
         return self.table[np.asarray(rows, dtype=np.int64)].copy()
+
+    def query_key(self, queries: Queries) -> int | None:
+        """The row of the table a single query's segment reads."""
+        if len(queries) != 1:
+            return None
+        segment = tuple(queries.segments[list(self.columns)].astype(str).iloc[0])
+        return self.segment_index.get(segment, len(self.table) - 1)

@@ -157,14 +157,28 @@ def candidate_union(
     batch: Queries,
     k: CandidateCounts,
     allowed: np.ndarray,
+    cache: dict | None = None,
 ) -> CandidateUnion:
-    """Every generator's top-``k`` for ``batch`` (a count per generator), scored by every one."""
+    """Every generator's top-``k`` for ``batch`` (a count per generator), scored by every one.
+
+    With ``cache`` (one dict per ``allowed`` mask, kept by the caller), a one-query batch
+    reuses the scores and top-k of generators whose scores do not depend on the query
+    (:meth:`~shoprank.candidates.base.CandidateGenerator.query_key`): same values, computed
+    once instead of once per request.
+    """
     names = tuple(generators)
     blocks, found = [], []
     for g, (name, generator) in enumerate(generators.items()):
-        block = allowed_scores(generator, batch, allowed)
+        key = generator.query_key(batch) if cache is not None and len(batch) == 1 else None
+        hit = cache.get((name, key)) if key is not None else None
+        if hit is None:
+            block = allowed_scores(generator, batch, allowed)
+            items, _ = top_k(block, candidates_for(k, name))
+            if key is not None:
+                cache[(name, key)] = (block, items)
+        else:
+            block, items = hit
         blocks.append(block)
-        items, _ = top_k(block, candidates_for(k, name))
         rows, positions = np.nonzero(items >= 0)
         found.append((rows, items[rows, positions], positions + 1, np.full(len(rows), g)))
     rows, items, ranks, gens = (np.concatenate(parts) for parts in zip(*found, strict=True))

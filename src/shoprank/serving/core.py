@@ -39,7 +39,6 @@ from shoprank.serving.events import (
     LiveEvents,
     live_arrays,
     merged_recent,
-    purchases,
     touched,
 )
 from shoprank.serving.request import CONTEXT_COLUMNS, RequestFeatures, RequestRows
@@ -130,7 +129,7 @@ class Recommender:
             int(user): frozenset(items.astype(int))
             for user, items in pairs.groupby("user_id")["product_id"]
         }
-        self._allowed: dict[np.datetime64, np.ndarray] = {}
+        self._allowed: dict[np.datetime64, tuple[np.ndarray, dict]] = {}
         catalog = state.catalog.frame
         self._category = catalog["category_l1"].reindex(np.arange(state.catalog.n_items + 1))
         self._price = catalog["price"].reindex(np.arange(state.catalog.n_items + 1))
@@ -152,13 +151,18 @@ class Recommender:
 
     def allowed(self, moment: datetime) -> np.ndarray:
         """Products that may be recommended at ``moment``: launched by then and in stock."""
+        return self._day(moment)[0]
+
+    def _day(self, moment: datetime) -> tuple[np.ndarray, dict]:
+        """The day's allowed mask, and its cache of query-independent candidates."""
         day = np.datetime64(pd.Timestamp(moment).tz_convert(None).floor("D"), "D")
-        mask = self._allowed.get(day)
-        if mask is None:
+        found = self._allowed.get(day)
+        if found is None:
             end = pd.Timestamp(day).tz_localize("UTC") + pd.Timedelta(days=1)
             mask = self.state.catalog.launched_mask(end.to_pydatetime()) & self._stock
-            self._allowed = {day: mask}
-        return mask
+            found = (mask, {})
+            self._allowed = {day: found}  # one day at a time
+        return found
 
     # The two stages
 
@@ -170,9 +174,9 @@ class Recommender:
         started = time.perf_counter()
         events = self.live.of(user_id, session_id, moment)
         queries = self.queries(user_id, events)
-        allowed = self.allowed(moment)
+        allowed, static = self._day(moment)
         counts = self.state.candidates_per_generator
-        union = candidate_union(self.state.generators, queries, counts, allowed)
+        union = candidate_union(self.state.generators, queries, counts, allowed, static)
         union = union.take(self._kept(union.items, touched(events), filters))
         timings["candidates_ms"] = _ms(started)
         started = time.perf_counter()
@@ -241,7 +245,7 @@ class Recommender:
 
     def bought(self, user_id: int | None, events: list[LiveEvent]) -> frozenset[int]:
         """Products the user bought before the fit or since (live purchases)."""
-        live = frozenset(purchases(events)["product_id"].astype(int))
+        live = frozenset(e.product_id for e in events if e.event_type == "purchase")
         if user_id is None:
             return live
         return self._bought.get(int(user_id), frozenset()) | live
@@ -292,14 +296,15 @@ class Recommender:
 def _chosen_frame(scored: Scored, positions: np.ndarray, model: RankerModel) -> pd.DataFrame:
     """The chosen candidates as rows for :func:`~shoprank.ranking.rerank.explain`."""
     union = scored.rows.union
-    frame = pd.DataFrame(scored.rows.matrix[positions], columns=model.columns)
-    frame["product_id"] = union.items[positions]
-    frame["score"] = scored.scores[positions].astype(np.float64)
+    values = scored.rows.matrix[positions]
+    columns: dict[str, object] = {c: values[:, j] for j, c in enumerate(model.columns)}
+    columns["product_id"] = union.items[positions]
+    columns["score"] = scored.scores[positions].astype(np.float64)
     for g, name in enumerate(union.names):
-        frame[f"{name}_rank"] = union.ranks[positions, g]
+        columns[f"{name}_rank"] = union.ranks[positions, g]
     for column, value in scored.rows.context.items():
-        frame[column] = value
-    return frame
+        columns[column] = [value] * len(positions)
+    return pd.DataFrame(columns)
 
 
 def _ms(started: float) -> float:

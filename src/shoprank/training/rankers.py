@@ -122,8 +122,12 @@ def train_rankers(
     catalog: Catalog,
     make_generators: GeneratorFactory,
     log: Progress = None,
+    ablations: bool = True,
 ) -> TrainedRankers:
     """Build training and validation examples, then fit the ranker and its ablations.
+
+    Without ``ablations`` only the models that serve are fit (the ranker, and the session
+    ranker when configured): what ``shoprank train`` needs.
 
     With ``training.session_users_per_cutoff`` the session ranker is fit too, on in-session
     examples only (mixing them into the ranker's examples cost 4% of its validation NDCG@10
@@ -149,7 +153,8 @@ def train_rankers(
         from shoprank.ranking.distributed import train_ranker_dask
 
         fit = partial(train_ranker_dask, scheduler=settings.dask_scheduler)
-    jobs = {name: (train, valid, dropped) for name, dropped in {"ranker": (), **ABLATIONS}.items()}
+    variants = {"ranker": (), **(ABLATIONS if ablations else {})}
+    jobs = {name: (train, valid, dropped) for name, dropped in variants.items()}
     if session_train is not None:
         jobs[SESSION_RANKER] = (session_train, session_valid, ())
     for name, (rows, checks, dropped) in jobs.items():
