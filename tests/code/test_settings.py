@@ -66,3 +66,29 @@ def test_qdrant_url_comes_from_the_standard_variable(monkeypatch):
     assert load_settings().qdrant_url is None
     monkeypatch.setenv("QDRANT_URL", "http://127.0.0.1:6333")
     assert load_settings().qdrant_url == "http://127.0.0.1:6333"
+
+
+def test_serving_redis_fails_fast_instead_of_retrying(tmp_path):
+    """Serving: socket timeouts of online_timeout_ms and no retries (redis-py's default
+    backs off for seconds per command when Redis is down: see tests/integration/
+    test_redis_outage.py)."""
+    import time
+
+    import redis
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    from shoprank.features.store import load_repo_config
+
+    settings = load_settings(
+        data_dir=tmp_path, online_store="redis", redis_url="127.0.0.1:1", online_timeout_ms=50
+    )
+    client = RedisOnlineStore()._get_client(load_repo_config(settings, serving=True).online_store)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 0.05
+    assert kwargs["retry"] is None
+    started = time.perf_counter()
+    with pytest.raises(redis.ConnectionError):
+        client.ping()  # nothing listens on port 1
+    assert time.perf_counter() - started < 0.5
+    # batch jobs (materialize) keep redis-py's retries
+    assert "retry" not in load_repo_config(settings).online_store.connection_string

@@ -195,9 +195,14 @@ def test_the_bento_serves_the_tag_chosen_at_run_time(bento, served, tmp_path):
             answer = json.loads(response.read())
         with urllib.request.urlopen(f"{server.base_url}/readyz", timeout=5) as response:
             ready = response.status
+        with urllib.request.urlopen(f"{server.base_url}/metrics", timeout=5) as response:
+            metrics = response.read().decode()
     assert ready == 200
     assert answer["model_version"] == served.model_tag
     assert len(answer["items"]) == 3
+    # the service's own metrics, next to BentoML's, from the worker that answered
+    for name in ("shoprank_request_seconds", "shoprank_candidates", "shoprank_stage_seconds"):
+        assert f'{name}_count' in metrics or f"{name}_bucket" in metrics, name
 
 
 def test_bento_requirements_are_current_and_locked():

@@ -6,6 +6,7 @@ arrays of width ``n_items + 1`` (column 0 unused), so every generator's scores l
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +42,32 @@ class Catalog:
         codes = np.full(self.n_items + 1, -1, dtype=np.int64)
         codes[self.frame.index] = pd.Categorical(self.frame[column]).codes
         return codes
+
+    @functools.cached_property
+    def shelf(self) -> CatalogArrays:
+        """Stock, launch time and leaf category as arrays over item columns (computed once)."""
+        n = self.n_items + 1
+        in_stock = np.zeros(n, dtype=bool)
+        in_stock[self.frame.index] = self.frame["in_stock"].eq(True).to_numpy(bool)
+        launched = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+        launched[self.frame.index] = self.frame["launched_at"].to_numpy("datetime64[us]")
+        leaves = pd.Categorical(self.frame["category_l2"])
+        leaf = np.full(n, -1, dtype=np.int64)
+        leaf[self.frame.index] = leaves.codes
+        return CatalogArrays(in_stock, launched, leaf, pd.Index(leaves.categories))
+
+
+@dataclass(frozen=True)
+class CatalogArrays:
+    """Per item column (product id): in stock, launch time (naive UTC), leaf category code.
+
+    Ids the catalog does not have are out of stock, never launched, leaf -1.
+    """
+
+    in_stock: np.ndarray
+    launched: np.ndarray
+    leaf: np.ndarray
+    leaves: pd.Index  # leaf code -> name
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,11 @@ def load_repo_config(settings: Settings, serving: bool = False) -> RepoConfig:
     """Read feature_store.yaml, fill in the data directory and apply the online-store choice.
 
     With ``serving``, Redis connections time out after ``settings.online_timeout_ms`` so a
-    stalled Redis costs a request its budget, not a worker thread forever.
+    stalled Redis costs a request its budget, not a worker thread forever, and a failed
+    command is not retried: redis-py's default (3 retries with exponential backoff from 1 s)
+    holds a request 5 to 15 s when Redis is down, past BentoML's timeout (a 504), where the
+    service should answer from its fallback at once. A pooled connection that Redis closed
+    (a restart) is still replaced when it is next taken from the pool.
 
     Raises:
         FeatureStoreConfigError: naming the file and the bad field.
@@ -65,6 +69,8 @@ def load_repo_config(settings: Settings, serving: bool = False) -> RepoConfig:
         if serving and "socket_timeout" not in connection:
             seconds = settings.online_timeout_ms / 1000
             connection += f",socket_timeout={seconds},socket_connect_timeout={seconds}"
+        if serving and "retry=" not in connection:
+            connection += ",retry=null"  # Feast JSON-decodes values: redis.Redis(retry=None)
         raw["online_store"] = {"type": "redis", "connection_string": connection}
     try:
         config = RepoConfig(**raw)

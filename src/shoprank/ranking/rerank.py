@@ -184,39 +184,51 @@ def repeat_categories(
     return frozenset(str(leaf) for leaf in stats.index[passing])
 
 
+@dataclass(frozen=True)
+class ItemAttributes:
+    """Per candidate: in stock, leaf category code (-1 unknown), new arrival."""
+
+    in_stock: np.ndarray
+    category: np.ndarray
+    new_arrival: np.ndarray
+
+    def take(self, rows: np.ndarray) -> ItemAttributes:
+        """The attributes of the candidates at ``rows``."""
+        return ItemAttributes(self.in_stock[rows], self.category[rows], self.new_arrival[rows])
+
+
 def item_attributes(
     catalog: Catalog, product_ids: np.ndarray, now: datetime, new_days: int
-) -> pd.DataFrame:
-    """Per candidate: ``in_stock``, ``category`` (leaf, None if unknown), ``new_arrival``.
+) -> ItemAttributes:
+    """Per candidate: ``in_stock``, ``category`` (leaf code, -1 if unknown), ``new_arrival``.
 
     A new arrival was launched in ``(now - new_days, now]``; unknown products are out of
     stock.
     """
-    rows = catalog.frame.index.get_indexer(product_ids)
-    known = rows >= 0
-
-    def column(name: str, missing: object) -> np.ndarray:
-        values = catalog.frame[name].to_numpy()[rows]
-        return np.where(known, values, missing)
-
-    launched = column("launched_at", np.datetime64("NaT")).astype("datetime64[us]")
+    shelf = catalog.shelf
+    ids = np.asarray(product_ids, dtype=np.int64)
+    inside = (ids >= 0) & (ids < len(shelf.in_stock))
+    rows = np.where(inside, ids, 0)
+    launched = np.where(inside, shelf.launched[rows], np.datetime64("NaT"))
     at = as_datetime64(now)
-    category = column("category_l2", None)
-    return pd.DataFrame(
-        {
-            "in_stock": pd.Series(column("in_stock", False)).eq(True).to_numpy(bool),
-            "category": np.where(pd.isna(category), None, category),
-            "new_arrival": (launched <= at) & (launched > at - np.timedelta64(new_days, "D")),
-        }
+    return ItemAttributes(
+        in_stock=inside & shelf.in_stock[rows],
+        category=np.where(inside, shelf.leaf[rows], -1),
+        new_arrival=(launched <= at) & (launched > at - np.timedelta64(new_days, "D")),
     )
 
 
 def eligible(
-    attributes: pd.DataFrame, already_bought: np.ndarray, repeat_cats: Collection[str]
+    attributes: ItemAttributes,
+    already_bought: np.ndarray,
+    repeat_cats: Collection[str],
+    catalog: Catalog,
 ) -> np.ndarray:
     """In stock, and not already bought unless its leaf is a repeat-purchase category."""
-    repeatable = attributes["category"].isin(list(repeat_cats)).to_numpy()
-    return attributes["in_stock"].to_numpy() & ~(already_bought & ~repeatable)
+    leaves = catalog.shelf.leaves
+    codes = leaves.get_indexer(list(repeat_cats)) if len(repeat_cats) else np.zeros(0)
+    repeatable = np.isin(attributes.category, codes[codes >= 0])
+    return attributes.in_stock & ~(already_bought & ~repeatable)
 
 
 # Diversity
@@ -577,8 +589,8 @@ def select(
     rows, attributes = _pool(ids, scores, already, catalog, config, now, repeat_cats)
     order, slots = order_one(
         scores[rows],
-        pd.factorize(attributes["category"])[0],
-        attributes["new_arrival"].to_numpy(bool),
+        attributes.category,
+        attributes.new_arrival,
         config,
         candidate_vectors(vectors, ids[rows]) if vectors is not None else None,
     )
@@ -594,17 +606,18 @@ def _pool(
     now: datetime,
     repeat_cats: Collection[str],
     users: np.ndarray | None = None,
-) -> tuple[np.ndarray, pd.DataFrame]:
+) -> tuple[np.ndarray, ItemAttributes]:
     """Rows that pass the rules, by user, best score first (ties: lower product id).
 
     Returns:
         Positions of those rows in the inputs, and their :func:`item_attributes`.
     """
     attributes = item_attributes(catalog, ids, now, config.new_arrival_days)
-    rows = np.flatnonzero(np.isfinite(scores) & eligible(attributes, already, repeat_cats))
+    passing = eligible(attributes, already, repeat_cats, catalog)
+    rows = np.flatnonzero(np.isfinite(scores) & passing)
     keys = [ids[rows], -scores[rows]] + ([users[rows]] if users is not None else [])
     rows = rows[np.lexsort(keys)]
-    return rows, attributes.iloc[rows].reset_index(drop=True)
+    return rows, attributes.take(rows)
 
 
 def explain(
@@ -696,8 +709,8 @@ def rerank_lists(
     already = _bought_mask(user_ids, ids, bought)
     rows, attributes = _pool(ids, scores, already, catalog, config, now, repeat_cats, user_ids)
     user_ids, ids, scores = user_ids[rows], ids[rows], scores[rows]
-    categories = pd.factorize(attributes["category"])[0]
-    is_new = attributes["new_arrival"].to_numpy(bool)
+    categories = attributes.category
+    is_new = attributes.new_arrival
     out = np.full((len(users), config.k), -1, dtype=np.int64)
     if len(rows) == 0:
         return out
