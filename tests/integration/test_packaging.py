@@ -202,7 +202,7 @@ def test_the_bento_serves_the_tag_chosen_at_run_time(bento, served, tmp_path):
     assert len(answer["items"]) == 3
     # the service's own metrics, next to BentoML's, from the worker that answered
     for name in ("shoprank_request_seconds", "shoprank_candidates", "shoprank_stage_seconds"):
-        assert f'{name}_count' in metrics or f"{name}_bucket" in metrics, name
+        assert f"{name}_count" in metrics or f"{name}_bucket" in metrics, name
 
 
 def test_bento_requirements_are_current_and_locked():
