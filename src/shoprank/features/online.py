@@ -2,9 +2,12 @@
 
 :class:`OnlineFeatures` is the online twin of
 :class:`~shoprank.features.sources.HistoricalFeatures`: same rows in, same columns out.
-It reads through Feast's own online-store class (``provider.online_read``: SQLite by
-default, Redis in production), so it sees exactly what ``materialize`` wrote and what the
-push source pushed, but skips ``get_online_features``' per-call response building.
+It reads through Feast's own online-store class (``provider.online_read``: Redis in
+production), so it sees exactly what ``materialize`` wrote and what the push source pushed,
+but skips ``get_online_features``' per-call response building. On SQLite (the default) it
+sends ``online_read``'s own query to Feast's table with keys serialized once per value
+(:class:`~shoprank.features.sqlite_rows.SqliteRows`, checked against Feast's serializer when
+the store opens): the same rows for a quarter of the cost.
 
 - Views keyed by the user (profile, affinities, the live session) are read per request.
 - Views keyed by anything else (products, the calendar) change once a day: they are read in
@@ -26,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from shoprank.features.sources import ViewGroup, service_groups
+from shoprank.features.sqlite_rows import SqliteRows
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -83,6 +87,11 @@ class OnlineFeatures:
         self._provider = store._get_provider()
         self._lock = threading.Lock()
         self._tables: dict[str, pd.DataFrame] = {}
+        samples = [
+            (g.keys, tuple(7 if k.endswith("_id") else "Skin & Care é" for k in g.keys))
+            for g in self.groups
+        ]
+        self._direct = SqliteRows.open(store, samples)
 
     # Reading
 
@@ -101,15 +110,21 @@ class OnlineFeatures:
         out: list[tuple[datetime, dict[str, Any]] | None] = []
         for start in range(0, len(keys), READ_CHUNK):
             chunk = keys[start : start + READ_CHUNK]
-            protos = [entity_key(group.keys, k) for k in chunk]
             try:
                 with self._lock:
-                    found = self._provider.online_read(
-                        self.store.config, group.view, protos, list(group.features)
-                    )
+                    if self._direct is not None:
+                        found = self._direct.read(
+                            group.view, group.keys, chunk, list(group.features)
+                        )
+                    else:
+                        protos = [entity_key(group.keys, k) for k in chunk]
+                        found = self._provider.online_read(
+                            self.store.config, group.view, protos, list(group.features)
+                        )
             except Exception as exc:  # a store that is down raises its own client errors
                 raise OnlineStoreError(f"online read of {group.view.name} failed: {exc}") from exc
-            for stamp, values in found:
+            for record in found:
+                stamp, values = record if record is not None else (None, None)
                 if values is None:
                     out.append(None)
                     continue
