@@ -21,9 +21,10 @@ user sees:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,8 @@ RECENT_COLUMNS = ("session_features__last_product_id",) + tuple(
     f"session_features__last_product_id_{i}" for i in range(2, 6)
 )
 FALLBACK_REASON = "recommended for you"
+#: Candidate rows as a frame, or as columns of arrays (``rows[name][i]``).
+Rows = pd.DataFrame | Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -367,12 +370,16 @@ def order_one(
 # Reasons
 
 
-def sources_of(frame: pd.DataFrame) -> list[tuple[str, ...]]:
+def sources_of(rows: Rows) -> list[tuple[str, ...]]:
     """Per row, the generators that proposed it (a finite ``<name>_rank``), best rank first."""
-    names = [g for g in GENERATORS if f"{g}_rank" in frame]
-    ranks = frame[[f"{g}_rank" for g in names]].to_numpy(np.float64) if names else None
+    names = [g for g in GENERATORS if f"{g}_rank" in rows]
+    ranks = (
+        np.column_stack([np.asarray(rows[f"{g}_rank"], dtype=np.float64) for g in names])
+        if names
+        else None
+    )
     out = []
-    for row in range(len(frame)):
+    for row in range(len(rows["product_id"])):
         if ranks is None:
             out.append(())
             continue
@@ -490,7 +497,7 @@ def _price_phrase(value: float) -> str | None:
 
 
 def content_anchor(
-    row: pd.Series, catalog: Catalog, vectors: np.ndarray | None, product_id: int
+    row: Mapping[str, object], catalog: Catalog, vectors: np.ndarray | None, product_id: int
 ) -> str | None:
     """Names the recent product a content match resembles most, or None if none is known.
 
@@ -621,7 +628,7 @@ def _pool(
 
 
 def explain(
-    chosen: pd.DataFrame,
+    chosen: Rows,
     slots: np.ndarray,
     catalog: Catalog,
     config: RerankConfig,
@@ -632,20 +639,24 @@ def explain(
 ) -> list[Recommendation]:
     """Recommendations for the chosen rows (in list order), with sources and reasons.
 
-    ``contribs`` (one row per chosen row, model columns) are computed from ``model`` when
-    not given.
+    ``chosen`` is a frame, or columns as arrays (what the service passes). ``contribs``
+    (one row per chosen row, model columns) are computed from ``model`` when not given
+    (``chosen`` must then be a frame).
     """
-    found = sources_of(chosen)
-    if contribs is None and model is not None and len(chosen):
-        contribs = contributions(model, chosen, config.approximate_contributions)
+    columns = {name: np.asarray(chosen[name]) for name in chosen}
+    found = sources_of(columns)
+    if contribs is None and model is not None and len(columns["product_id"]):
+        contribs = contributions(model, chosen, config.approximate_contributions)  # type: ignore[arg-type]
     if contribs is not None:
         contrib_values, contrib_names = contribs.to_numpy(np.float64), list(contribs.columns)
+    recent = [c for c in RECENT_COLUMNS if c in columns]
     out = []
-    for position, (_, row) in enumerate(chosen.iterrows()):
-        product_id = int(row["product_id"])
+    for position, product in enumerate(columns["product_id"]):
+        product_id = int(product)
         sources = ((NEW_ARRIVAL,) if slots[position] else ()) + found[position]
         phrases = dict(SOURCE_PHRASES)
         if "content" in sources:
+            row = {c: columns[c][position] for c in recent}
             anchor = content_anchor(row, catalog, vectors, product_id)
             phrases["content"] = anchor or phrases["content"]
         features = (
@@ -654,14 +665,14 @@ def explain(
             else ()
         )
         feature_phrases = [
-            feature_phrase(name, _number(row.get(name)), phrases) for name, _ in features
+            feature_phrase(
+                name, _number(columns[name][position] if name in columns else None), phrases
+            )
+            for name, _ in features
         ]
         text = reason_text([phrases[s] for s in sources[: config.reason_sources]] + feature_phrases)
-        out.append(
-            Recommendation(
-                product_id, float(row[score_column]), position + 1, sources, features, text
-            )
-        )
+        score = float(columns[score_column][position])
+        out.append(Recommendation(product_id, score, position + 1, sources, features, text))
     return out
 
 

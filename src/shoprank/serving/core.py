@@ -238,7 +238,7 @@ class Recommender:
             values = contribution_matrix(
                 self.model, scored.rows.matrix[positions], config.approximate_contributions
             )
-            contribs = pd.DataFrame(values, index=chosen.index, columns=self.model.columns)
+            contribs = pd.DataFrame(values, columns=self.model.columns)
         return explain(
             chosen, slots, self.state.catalog, config, self.state.vectors, contribs=contribs
         )
@@ -293,8 +293,8 @@ class Recommender:
         return keep
 
 
-def _chosen_frame(scored: Scored, positions: np.ndarray, model: RankerModel) -> pd.DataFrame:
-    """The chosen candidates as rows for :func:`~shoprank.ranking.rerank.explain`."""
+def _chosen_frame(scored: Scored, positions: np.ndarray, model: RankerModel) -> dict:
+    """The chosen candidates as columns for :func:`~shoprank.ranking.rerank.explain`."""
     union = scored.rows.union
     values = scored.rows.matrix[positions]
     columns: dict[str, object] = {c: values[:, j] for j, c in enumerate(model.columns)}
@@ -303,8 +303,8 @@ def _chosen_frame(scored: Scored, positions: np.ndarray, model: RankerModel) -> 
     for g, name in enumerate(union.names):
         columns[f"{name}_rank"] = union.ranks[positions, g]
     for column, value in scored.rows.context.items():
-        columns[column] = [value] * len(positions)
-    return pd.DataFrame(columns)
+        columns[column] = np.asarray([value] * len(positions), dtype=object)
+    return columns
 
 
 def _ms(started: float) -> float:
