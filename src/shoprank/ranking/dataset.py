@@ -158,19 +158,22 @@ def candidate_union(
     k: CandidateCounts,
     allowed: np.ndarray,
     cache: dict | None = None,
+    lookups: dict[str, int] | None = None,
 ) -> CandidateUnion:
     """Every generator's top-``k`` for ``batch`` (a count per generator), scored by every one.
 
     With ``cache`` (one dict per ``allowed`` mask, kept by the caller), a one-query batch
     reuses the scores and top-k of generators whose scores do not depend on the query
     (:meth:`~shoprank.candidates.base.CandidateGenerator.query_key`): same values, computed
-    once instead of once per request.
+    once instead of once per request; ``lookups`` counts its ``hit``-s and ``miss``-es.
     """
     names = tuple(generators)
     blocks, found = [], []
     for g, (name, generator) in enumerate(generators.items()):
         key = generator.query_key(batch) if cache is not None and len(batch) == 1 else None
         hit = cache.get((name, key)) if key is not None else None
+        if key is not None and lookups is not None:
+            lookups["miss" if hit is None else "hit"] += 1
         if hit is None:
             block = allowed_scores(generator, batch, allowed)
             items, _ = top_k(block, candidates_for(k, name))

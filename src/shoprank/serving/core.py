@@ -70,6 +70,8 @@ class Answer:
     candidates: int
     timings: dict[str, float] = field(default_factory=dict)
     reason_for_degrading: str | None = None
+    #: Lookups of the day's query-independent candidates: {"hit": n, "miss": n}.
+    cache: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Scored:
     rows: RequestRows
     scores: np.ndarray
     moment: datetime
+    cache: dict[str, int] = field(default_factory=dict)
 
     @property
     def ids(self) -> np.ndarray:
@@ -176,7 +179,8 @@ class Recommender:
         queries = self.queries(user_id, events)
         allowed, static = self._day(moment)
         counts = self.state.candidates_per_generator
-        union = candidate_union(self.state.generators, queries, counts, allowed, static)
+        lookups = {"hit": 0, "miss": 0}
+        union = candidate_union(self.state.generators, queries, counts, allowed, static, lookups)
         union = union.take(self._kept(union.items, touched(events), filters))
         timings["candidates_ms"] = _ms(started)
         started = time.perf_counter()
@@ -186,7 +190,7 @@ class Recommender:
         started = time.perf_counter()
         scores = self.model.predict_matrix(rows.matrix)
         timings["predict_ms"] = _ms(started)
-        return Scored(rows, scores, moment), timings
+        return Scored(rows, scores, moment, lookups), timings
 
     def recommend(
         self,
@@ -209,7 +213,7 @@ class Recommender:
         started = time.perf_counter()
         items = self.rules(scored, user_id, session_id, k)
         timings["rules_ms"] = _ms(started)
-        return Answer(items, False, len(scored.ids), timings)
+        return Answer(items, False, len(scored.ids), timings, cache=scored.cache)
 
     def rules(
         self, scored: Scored, user_id: int | None, session_id: str | None, k: int

@@ -38,12 +38,23 @@ EVENTS = bentoml.metrics.Counter(
     documentation="Events posted, by type and whether their session features were pushed.",
     labelnames=["event_type", "pushed"],
 )
+CACHE = bentoml.metrics.Counter(
+    name="shoprank_cache_lookups_total",
+    documentation=(
+        "Lookups of the day's query-independent candidates (global and segment popularity), "
+        "by result (hit, miss); the hit rate is hit / (hit + miss)."
+    ),
+    labelnames=["result"],
+)
 
 
 def record_recommend(answer, seconds: float, endpoint: str = "recommend") -> None:
     """One /recommend answer."""
     REQUEST_SECONDS.labels(endpoint=endpoint).observe(seconds)
     CANDIDATES.observe(answer.candidates)
+    for result, count in answer.cache.items():
+        if count:
+            CACHE.labels(result=result).inc(count)
     for stage, ms in answer.timings.items():
         STAGE_SECONDS.labels(stage=stage.removesuffix("_ms")).observe(ms / 1000)
     if answer.degraded:
