@@ -505,6 +505,8 @@ def bench_serving(
     console.log(f"reading the users and products of {model_tag}")
     _, state = load_recommender(model_tag, settings.bentoml_home)
     known, products = traffic_ids(state)
+    console.log("online-store read costs (in process, one thread)")
+    reads = _read_costs(settings, state, known, repeats=50 if quick else 200)
     del state
     sessions = min(100, max(1, len(known) // 2))
     mix = default_mix(known, products, sessions=sessions)
@@ -550,8 +552,32 @@ def bench_serving(
             },
             log=console.log,
         )
+    report["online_read"] = reads
+    path.write_text(json.dumps(report, indent=2) + "\n")
     report_table(report)
     console.print(f"{report['wall_s']:.0f} s; written to {path}")
+
+
+def _read_costs(settings, state, users: list[int], repeats: int) -> dict:
+    """One request's online reads, three ways (``shoprank.serving.read_costs``)."""
+    from shoprank.features.online import OnlineFeatures
+    from shoprank.features.store import open_store
+    from shoprank.serving.read_costs import online_read_costs
+    from shoprank.serving.runtime import limit_threads
+
+    limit_threads()
+    online = OnlineFeatures(open_store(settings, serving=True), state.feature_service)
+    brands = state.catalog.frame["brand"].dropna().astype(str).unique()[:200].tolist()
+    costs = online_read_costs(online, users[:500], brands, repeats=repeats)
+    for workload in ("user_rows", "brand_affinities"):
+        if workload in costs:
+            row = costs[workload]
+            console.log(
+                f"{workload}: get_online_features {row['get_online_features']['median_ms']} ms, "
+                f"online_read {row['online_read']['median_ms']} ms, "
+                f"service {row['service']['median_ms']} ms (medians)"
+            )
+    return costs
 
 
 def report_table(report: dict) -> None:

@@ -57,8 +57,14 @@ def test_bench_serving_command_writes_rates_floor_and_event_delay(served, tmp_pa
 
     delay = report["event_delay"]
     assert delay["trials"] == 5 and delay["failed"] == 0, delay["per_trial"]
-    # one worker: its in-process live events see the view at once, and keep seeing it
+    # the worker follows the event log before answering: it sees the view at once, and keeps it
     assert delay["visible"] == delay["visible_within"] == delay["first_poll_visible"] == 5
     assert delay["visible_within_and_stable"] == 5
     assert delay["trials_with_regressions"] == 0 and delay["pushed"] == 5
     assert 0 < delay["delay_ms"]["p50"] <= delay["delay_ms"]["p95"] <= delay["delay_ms"]["max"]
+
+    reads = report["online_read"]  # the three ways of reading a request's rows
+    assert reads["store"] == "SqliteOnlineStore" and reads["direct_sqlite"]
+    for workload in ("user_rows", "brand_affinities"):
+        for way in ("get_online_features", "online_read", "service"):
+            assert reads[workload][way]["median_ms"] > 0
