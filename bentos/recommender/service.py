@@ -39,6 +39,7 @@ class Recommender:
 
         limit_threads()
         self.app = ServingApp.load(SETTINGS)
+        self._stop_refreshing = self.app.start_refreshing(SETTINGS.serving_refresh_s)
 
     def __is_ready__(self) -> bool:
         """``/readyz``: model, item features and vector index loaded."""

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
         default=None,
         description="The service's append-only event log (default: data/events/events.jsonl).",
     )
+    serving_refresh_s: float = Field(
+        default=60.0,
+        ge=0.0,
+        description="How often each worker checks Feast's registry for a new materialization "
+        "of the item views (products, calendar) and reloads them; 0 = never.",
+    )
     max_request_bytes: int = Field(
         default=65_536, description="Largest request body the service accepts (413 above)."
     )

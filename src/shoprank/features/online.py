@@ -178,6 +178,11 @@ class OnlineFeatures:
         self._tables = tables
 
     @property
+    def preloaded_views(self) -> list[str]:
+        """The views held in process."""
+        return list(self._tables)
+
+    @property
     def preloaded(self) -> dict[str, int]:
         """Rows held in process, by view."""
         return {name: len(table) for name, table in self._tables.items()}
@@ -209,6 +214,16 @@ class OnlineFeatures:
             aligned.loc[~valid.to_numpy()] = np.nan  # what the offline join has there
             parts.append(aligned)
         return pd.concat(parts, axis=1)
+
+
+def materialized_through(store: FeatureStore, views: Iterable[str]) -> dict[str, datetime | None]:
+    """The end of each view's latest materialization, read from the registry (not a cache)."""
+    out: dict[str, datetime | None] = {}
+    for name in views:
+        view = store.registry.get_feature_view(name, store.project, allow_cache=False)
+        ends = [end for _, end in view.materialization_intervals]
+        out[name] = max(ends) if ends else None
+    return out
 
 
 def _aware(stamp: datetime) -> datetime:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from shoprank.features.online import OnlineFeatures
+from shoprank.features.online import OnlineFeatures, materialized_through
 from shoprank.features.session import SessionEvent, next_session_row
 from shoprank.ranking.rerank import Recommendation
 from shoprank.serving import metrics
@@ -109,6 +109,7 @@ class ServingApp:
         self._session_rows: dict[tuple[int, str], dict] = {}
         self._user_rows: dict[int, dict] = {}
         self._follow_lock = threading.Lock()
+        self.materialized: dict[str, datetime | None] = {}
 
     @classmethod
     def load(cls, settings: Settings) -> ServingApp:
@@ -127,8 +128,53 @@ class ServingApp:
         similar = SimilarItems.build(state, settings, tag)
         clock = Clock(settings.serving_clock, state.fitted_at, Clock.server_start())
         app = cls(tag, Recommender(model, state, features, live), similar, store, log, clock)
+        app.materialized = materialized_through(store, online.preloaded_views)
         app.follow()  # the events posted before this worker started
         return app
+
+    # Fresh item features
+
+    def refresh(self) -> bool:
+        """Reload the in-process item views if a newer materialization landed.
+
+        The new tables are built beside the served ones and swapped in at once: requests
+        never see half of each.
+
+        Returns:
+            Whether the item views were reloaded.
+        """
+        current = self.recommender.features
+        views = current.online.preloaded_views
+        latest = materialized_through(self.store, views)
+        if latest == self.materialized:
+            return False
+        online = OnlineFeatures(self.store, self.state.feature_service)
+        online.preload(preload_keys(self.state))
+        self.recommender.features = RequestFeatures(
+            self.recommender.model, online, self.state.catalog
+        )
+        self.materialized = latest
+        metrics.record_refresh()
+        return True
+
+    def start_refreshing(self, every_s: float) -> threading.Event:
+        """Check for new materializations every ``every_s`` seconds in a daemon thread.
+
+        Returns:
+            An event that stops the thread when set.
+        """
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_s):
+                try:
+                    self.refresh()
+                except Exception:  # a registry or store that fails keeps the served tables
+                    metrics.record_refresh(failed=True)
+
+        if every_s > 0:
+            threading.Thread(target=loop, name="shoprank-refresh", daemon=True).start()
+        return stop
 
     @property
     def state(self) -> ServingState:

@@ -47,6 +47,18 @@ CACHE = bentoml.metrics.Counter(
     labelnames=["result"],
 )
 
+REFRESHES = bentoml.metrics.Counter(
+    name="shoprank_item_refreshes_total",
+    documentation="Reloads of the in-process item features after a new materialization, "
+    "by outcome (ok, failed).",
+    labelnames=["outcome"],
+)
+
+
+def record_refresh(failed: bool = False) -> None:
+    """One reload of the item views (or a failed check)."""
+    REFRESHES.labels(outcome="failed" if failed else "ok").inc()
+
 
 def record_recommend(answer, seconds: float, endpoint: str = "recommend") -> None:
     """One /recommend answer."""
