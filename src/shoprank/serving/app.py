@@ -284,6 +284,8 @@ class ServingApp:
         previous = self._user_rows.get(user) or self.state.session_row(user)
         if previous is not None and pd.Timestamp(previous["event_timestamp"]) >= event.at:
             return None
+        if event.product_id not in self.state.catalog.frame.index:
+            return None  # logged by a service with another catalog: remembered, no row
         category = self.state.catalog.frame.at[event.product_id, "category_l2"]
         step = SessionEvent(
             user, event.product_id, category, event.event_type, event.session_id, event.at

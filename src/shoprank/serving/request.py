@@ -275,8 +275,9 @@ class RequestFeatures:
                 c: np.where(visible, v, None if v.dtype == object else np.nan)
                 for c, v in table.raw.items()
             }
-            self._daily = {k: v for k, v in self._daily.items() if k[0] != key[0]}
-            self._daily[key] = cached = (values, raw)
+            cached = (values, raw)
+            kept = {k: v for k, v in list(self._daily.items()) if k[0] != key[0]}
+            self._daily = {**kept, key: cached}  # a new dict: readers never see it change
         return cached
 
     def _read(
