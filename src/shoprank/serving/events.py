@@ -21,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from shoprank.candidates.data import EVENT_WEIGHTS
 
@@ -108,12 +107,6 @@ class EventLog:
             self._offset += end
         return _parsed(data[:end].decode("utf-8").splitlines())
 
-    def read(self) -> list[LiveEvent]:
-        """Every event in the file (a torn last line from a crash is skipped)."""
-        if not self.path.is_file():
-            return []
-        return _parsed(self.path.read_text(encoding="utf-8").splitlines())
-
 
 def _parsed(lines: list[str]) -> list[LiveEvent]:
     events = []
@@ -189,9 +182,3 @@ def merged_recent(events: list[LiveEvent], before: np.ndarray, length: int) -> n
 def touched(events: list[LiveEvent]) -> np.ndarray:
     """Distinct products of the live events (never recommended back in the session)."""
     return np.unique(np.asarray([e.product_id for e in events], dtype=np.int64))
-
-
-def purchases(events: list[LiveEvent]) -> pd.DataFrame:
-    """(user_id, product_id) of the live purchases."""
-    rows = [(e.user_id, e.product_id) for e in events if e.event_type == "purchase"]
-    return pd.DataFrame(rows, columns=["user_id", "product_id"])

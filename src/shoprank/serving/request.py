@@ -249,8 +249,7 @@ class RequestFeatures:
     ) -> tuple[np.ndarray, dict[str, object]]:
         """An in-process view's rows for the candidates, masked as the offline join masks."""
         table = self._tables[lay.group.view.name]
-        key = lay.group.keys[0]
-        if key == "product_id":
+        if lay.daily:  # item views: as of the start of the request's day
             values, raw = self._masked_for_day(lay, table, day)
             return values[items], {c: v[items] for c, v in raw.items()}
         # one row for the request (the calendar): keyed by its UTC day
