@@ -221,7 +221,7 @@ def train(
     """Train the ranker and save it with its serving state (no evaluation: for serving)."""
     from shoprank.candidates.data import load_catalog
     from shoprank.ranking.config import load_ranker_config
-    from shoprank.training.generators import generator_factory, load_item_vectors
+    from shoprank.training.generators import catalog_generators
     from shoprank.training.rankers import train_rankers
     from shoprank.transform.dbt import require_complete_marts
 
@@ -229,8 +229,8 @@ def train(
     require_complete_marts(settings)
     ranker_config = load_ranker_config(config, settings.splits)
     catalog = load_catalog(settings.warehouse_path)
-    console.log("embedding the catalog (cached by content hash)")
-    factory = generator_factory(load_item_vectors(settings, catalog))
+    console.log("embedding the catalog (cached by content hash), indexing it (once)")
+    factory, _ = catalog_generators(settings, catalog)
     rankers = train_rankers(
         settings, ranker_config, catalog, factory, log=console.log, ablations=False
     )
@@ -377,9 +377,9 @@ def bench_candidates(
     """
     from shoprank.candidates.data import load_catalog
     from shoprank.evaluation.candidates import candidate_recall
-    from shoprank.evaluation.offline import generator_factory, load_item_vectors
     from shoprank.ranking.config import load_ranker_config
     from shoprank.ranking.dataset import Cutoff
+    from shoprank.training.generators import catalog_generators
     from shoprank.transform.dbt import require_complete_marts
 
     try:
@@ -396,7 +396,7 @@ def bench_candidates(
     counts = {"configured": ranker_config.candidates_per_generator}
     counts |= {f"{k} each": k for k in (uniform if uniform else [100])}
     catalog = load_catalog(settings.warehouse_path)
-    factory = generator_factory(load_item_vectors(settings, catalog))
+    factory, _ = catalog_generators(settings, catalog)
     cutoff = Cutoff(day, ranker_config.horizon_days)
     report = candidate_recall(
         settings, cutoff, factory, counts, n_users=users, catalog=catalog, log=console.log

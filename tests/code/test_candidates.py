@@ -100,6 +100,23 @@ def test_segment_popularity_serves_the_segment_and_falls_back():
     assert top.tolist() == [1, 2, 1]  # mars: no such segment -> global
 
 
+def test_segment_query_key_names_the_row_a_single_query_scores():
+    """The service caches a segment's scores under this key: it must be the row used."""
+    users = pd.DataFrame(
+        {"user_id": [1, 2], "region": ["north", None], "age_band": [3, np.nan]}
+    ).set_index("user_id")
+    rows = [(1, 1, "view", "2025-05-30", "a"), (2, 2, "view", "2025-05-30", "b")]
+    model = SegmentPopularity(users, columns=("region", "age_band"), prior_events=0.1)
+    model.fit(_log(rows), _catalog(), AS_OF)
+    segments = pd.DataFrame({"region": ["north", None, "mars"], "age_band": [3, np.nan, 1]})
+    queries = Queries(np.array([1, 2, 9]), AS_OF, np.full((3, 5), -1), segments)
+    blocks = model.score(queries)
+    keys = [model.query_key(queries.take(slice(i, i + 1))) for i in range(3)]
+    assert keys[0] != keys[1] and keys[2] == len(model.table) - 1
+    for i, key in enumerate(keys):
+        assert np.array_equal(model.table[key], blocks[i])
+
+
 def test_covisitation_proposes_session_neighbours_not_the_item_itself():
     rows = []
     for s in range(5):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from shoprank.serving.similar import COPY_PREFIX, _remove_orphans
+from shoprank.embeddings.shards import COPY_PREFIX, _remove_orphans
 
 
 def _build(path: Path) -> None:
@@ -19,7 +19,7 @@ def test_a_workers_copy_is_removed_when_it_exits(tmp_path: Path):
     code = (
         "import sys, tempfile; from pathlib import Path\n"
         "tempfile.tempdir = sys.argv[2]\n"
-        "from shoprank.serving.similar import own_copy\n"
+        "from shoprank.embeddings.shards import own_copy\n"
         "def build(p): p.mkdir(parents=True); (p / 'segment').write_bytes(b'x')\n"
         "print(own_copy(Path(sys.argv[1]), build))\n"
     )

@@ -57,7 +57,7 @@ def served(tiny_platform, tiny_settings: Settings, served_cutoff, tmp_path_facto
     from shoprank.features import store
     from shoprank.ranking.config import load_ranker_config
     from shoprank.training.bundle import fit_serving_state, save_trained
-    from shoprank.training.generators import generator_factory, load_item_vectors
+    from shoprank.training.generators import catalog_generators
     from shoprank.training.rankers import train_rankers
 
     root = tmp_path_factory.mktemp("served")
@@ -71,7 +71,7 @@ def served(tiny_platform, tiny_settings: Settings, served_cutoff, tmp_path_facto
     config_path.write_text(SERVE_CONFIG)
     config = load_ranker_config(config_path, settings.splits)
     catalog = load_catalog(settings.warehouse_path)
-    factory = generator_factory(load_item_vectors(settings, catalog))
+    factory, _ = catalog_generators(settings, catalog)
     rankers = train_rankers(settings, config, catalog, factory)
     state = fit_serving_state(settings, config, at=served_cutoff)
     tag = save_trained(settings, config, {"ranker": rankers.models["ranker"]}, {}, state)[0]

@@ -22,6 +22,37 @@ class Candidates:
     scores: np.ndarray
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A generator's top-k for a batch of queries, and its scores for any (query, item).
+
+    Attributes:
+        items: (n, k) product ids, best first, -1 padded.
+        block: (n, n_items + 1) scores when the generator scored every item, else None.
+        pairs: Scores at (query rows, items), as ``block[rows, items]`` would hold them
+            (-inf where it has no signal), when there is no block.
+    """
+
+    items: np.ndarray
+    block: np.ndarray | None = None
+    pairs: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+
+    def at(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The generator's scores of ``items`` for query ``rows`` (float32)."""
+        if self.block is not None:
+            return self.block[rows, items]
+        assert self.pairs is not None
+        return self.pairs(rows, items)
+
+
+def masked_scores(generator: CandidateGenerator, batch: Queries, allowed: np.ndarray) -> np.ndarray:
+    """The generator's scores for ``batch``; -inf for product 0 and products not ``allowed``."""
+    block = generator.score(batch)
+    block[:, 0] = -np.inf
+    block[:, ~allowed] = -np.inf
+    return block
+
+
 class CandidateGenerator(ABC):
     """Learns from a log up to ``as_of`` and scores every item for a batch of queries."""
 
@@ -43,6 +74,15 @@ class CandidateGenerator(ABC):
         one query's scores for the next; None (the default) means they depend on the query.
         """
         return None
+
+    def propose(self, queries: Queries, k: int, allowed: np.ndarray) -> Proposal:
+        """Each query's top-``k`` among ``allowed`` products, and the scores behind them.
+
+        By default every product is scored (:meth:`score`); a generator with an index (the
+        content one) searches it instead and scores only the pairs asked for.
+        """
+        block = masked_scores(self, queries, allowed)
+        return Proposal(top_k(block, k)[0], block)
 
     def recommend(
         self,

@@ -147,5 +147,6 @@ class SegmentPopularity(CandidateGenerator):
         """The row of the table a single query's segment reads."""
         if len(queries) != 1:
             return None
-        segment = tuple(queries.segments[list(self.columns)].astype(str).iloc[0])
+        # str() of each value is what ``astype(str)`` makes of it (``score``), without a frame
+        segment = tuple(str(queries.segments[c].iloc[0]) for c in self.columns)
         return self.segment_index.get(segment, len(self.table) - 1)

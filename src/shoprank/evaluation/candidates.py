@@ -19,12 +19,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from shoprank.candidates.base import top_k
 from shoprank.candidates.data import Catalog, load_catalog
 from shoprank.ranking.dataset import (
     CandidateCounts,
     Cutoff,
-    allowed_scores,
     build_queries,
     candidates_for,
 )
@@ -67,7 +65,7 @@ def _top_items(
     blocks = []
     for start in range(0, len(queries), batch_size):
         batch = queries.take(slice(start, start + batch_size))
-        blocks.append(top_k(allowed_scores(generator, batch, allowed), k)[0])
+        blocks.append(generator.propose(batch, k, allowed).items)
     return np.vstack(blocks)
 
 

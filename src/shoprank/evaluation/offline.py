@@ -29,7 +29,7 @@ from shoprank.ranking.examples import CutoffData, query_ids, rolling_examples
 from shoprank.ranking.model import QUERY, RankerModel
 from shoprank.ranking.rerank import RerankConfig
 from shoprank.settings import Settings
-from shoprank.training.generators import generator_factory, load_item_vectors
+from shoprank.training.generators import content_index, generator_factory, load_item_vectors
 from shoprank.training.rankers import SESSION_RANKER, Progress, TrainedRankers, train_rankers
 
 LIST_LENGTH = 50
@@ -532,7 +532,7 @@ def run_evaluation(
     started = time.perf_counter()
     say("embedding the catalog (cached by content hash)")
     vectors = load_item_vectors(settings, catalog)
-    make_generators = generator_factory(vectors)
+    make_generators = generator_factory(vectors, content_index(settings, vectors, catalog))
     embed_seconds = round(time.perf_counter() - started, 1)
     rankers = train_rankers(settings, config, catalog, make_generators, log)
     splits = settings.splits

@@ -43,7 +43,7 @@ from shoprank.ranking.config import RankerConfig
 from shoprank.ranking.model import QUERY, RankerModel
 from shoprank.ranking.rerank import RerankConfig
 from shoprank.settings import Settings
-from shoprank.training.generators import generator_factory, load_item_vectors
+from shoprank.training.generators import content_index, generator_factory, load_item_vectors
 from shoprank.training.rankers import Progress
 
 #: Largest share of the plain ranker's NDCG@10 the shown lists may give up.
@@ -258,7 +258,7 @@ def rank_validation(
         settings,
         config.candidates_per_generator,
         catalog,
-        generator_factory(vectors),
+        generator_factory(vectors, content_index(settings, vectors, catalog)),
         period,
         SEED,
         each=scorer,
@@ -455,7 +455,13 @@ def _ranker(
     from shoprank.training.rankers import train_rankers
 
     lean = replace(config, session_users_per_cutoff=None)  # the session ranker is not tuned
-    trained = train_rankers(settings, lean, catalog, generator_factory(vectors), say)
+    trained = train_rankers(
+        settings,
+        lean,
+        catalog,
+        generator_factory(vectors, content_index(settings, vectors, catalog)),
+        say,
+    )
     return trained.models[REFERENCE]
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore, FeatureView
 
 _UINT = struct.Struct("<I")
-_INT64 = struct.Struct("<q")
+_INT64_VALUE = struct.Struct("<IIq")  # value type, length (8), value
 
 
 class SqliteRows:
@@ -75,15 +75,13 @@ class SqliteRows:
         """The serialized entity key, as ``serialize_entity_key`` (version 3) writes it."""
         if len(names) == 1:
             return _header(names) + self._value(values[0])
-        order = sorted(range(len(names)), key=names.__getitem__)
-        sorted_names = tuple(names[i] for i in order)
-        return _header(sorted_names) + b"".join(self._value(values[i]) for i in order)
+        header, order = _layout(names)
+        return header + b"".join([self._value(values[i]) for i in order])
 
     def _value(self, value: Any) -> bytes:
         if isinstance(value, str):
             return _string_value(value, self._string)
-        number = int(value)
-        return _UINT.pack(self._int64) + _UINT.pack(8) + _INT64.pack(number)
+        return _INT64_VALUE.pack(self._int64, 8, int(value))
 
     # Rows
 
@@ -114,6 +112,13 @@ class SqliteRows:
                 stamp = ts.astimezone(UTC) if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
             out.append((stamp, record) if record else None)
         return out
+
+
+@functools.lru_cache(maxsize=256)
+def _layout(names: tuple[str, ...]) -> tuple[bytes, tuple[int, ...]]:
+    """The header of a multi-key entity key and the order its values are written in."""
+    order = tuple(sorted(range(len(names)), key=names.__getitem__))
+    return _header(tuple(names[i] for i in order)), order
 
 
 @functools.lru_cache(maxsize=256)

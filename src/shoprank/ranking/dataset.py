@@ -15,7 +15,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from shoprank.candidates.base import CandidateGenerator, top_k
+from shoprank.candidates.base import CandidateGenerator
 from shoprank.candidates.data import Catalog, InteractionLog, Queries, as_datetime64, recent_items
 from shoprank.features.training_set import calendar_key
 
@@ -107,16 +107,6 @@ def candidate_frame(
     return union
 
 
-def allowed_scores(
-    generator: CandidateGenerator, batch: Queries, allowed: np.ndarray
-) -> np.ndarray:
-    """The generator's scores for ``batch``; -inf for product 0 and products not ``allowed``."""
-    block = generator.score(batch)
-    block[:, 0] = -np.inf
-    block[:, ~allowed] = -np.inf
-    return block
-
-
 @dataclass(frozen=True)
 class CandidateUnion:
     """The union of every generator's top-k for a batch of queries, as arrays.
@@ -168,31 +158,31 @@ def candidate_union(
     once instead of once per request; ``lookups`` counts its ``hit``-s and ``miss``-es.
     """
     names = tuple(generators)
-    blocks, found = [], []
+    proposals, found = [], []
     for g, (name, generator) in enumerate(generators.items()):
         key = generator.query_key(batch) if cache is not None and len(batch) == 1 else None
         hit = cache.get((name, key)) if key is not None else None
         if key is not None and lookups is not None:
             lookups["miss" if hit is None else "hit"] += 1
         if hit is None:
-            block = allowed_scores(generator, batch, allowed)
-            items, _ = top_k(block, candidates_for(k, name))
+            proposal = generator.propose(batch, candidates_for(k, name), allowed)
             if key is not None:
-                cache[(name, key)] = (block, items)
+                cache[(name, key)] = proposal
         else:
-            block, items = hit
-        blocks.append(block)
+            proposal = hit
+        proposals.append(proposal)
+        items = proposal.items
         rows, positions = np.nonzero(items >= 0)
         found.append((rows, items[rows, positions], positions + 1, np.full(len(rows), g)))
     rows, items, ranks, gens = (np.concatenate(parts) for parts in zip(*found, strict=True))
-    width = blocks[0].shape[1]
+    width = len(allowed)
     keys, inverse = np.unique(rows.astype(np.int64) * width + items, return_inverse=True)
     union_rows, union_items = keys // width, keys % width
     rank_matrix = np.full((len(keys), len(names)), np.nan, dtype=np.float32)
     rank_matrix[inverse, gens] = ranks
     score_matrix = np.empty((len(keys), len(names)), dtype=np.float32)
-    for g, block in enumerate(blocks):
-        values = block[union_rows, union_items]
+    for g, proposal in enumerate(proposals):
+        values = proposal.at(union_rows, union_items)
         score_matrix[:, g] = np.where(np.isfinite(values), values, np.nan)
     return CandidateUnion(names, union_rows, union_items, rank_matrix, score_matrix)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,12 @@ class RankerModel:
             else:
                 out[:, j] = values.to_numpy(np.float32)
         return out
+
+    @cached_property
+    def feature_info(self) -> tuple[list[str] | None, list[str] | None]:
+        """The booster's feature names and types (read from XGBoost once, not per call)."""
+        core = self.booster.get_booster()
+        return core.feature_names, core.feature_types
 
     @property
     def rounds(self) -> tuple[int, int]:

@@ -409,15 +409,20 @@ def contribution_matrix(
     core = model.booster.get_booster()
     # One thread for a user's handful of rows: thread start-up costs more than it saves.
     threads = 1 if len(matrix) <= 1_000 else -1
+    names, types = model.feature_info
     data = xgb.DMatrix(
         matrix,
-        feature_names=core.feature_names,
-        feature_types=core.feature_types,
+        feature_names=names,
+        feature_types=types,
         enable_categorical=True,
         nthread=threads,
     )
     values = core.predict(
-        data, pred_contribs=True, approx_contribs=approximate, iteration_range=model.rounds
+        data,
+        pred_contribs=True,
+        approx_contribs=approximate,
+        iteration_range=model.rounds,
+        validate_features=False,  # the DMatrix was built with the booster's own names
     )
     return values[:, :-1]
 

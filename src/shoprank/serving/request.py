@@ -172,7 +172,7 @@ class RequestFeatures:
             if not per_request(lay.group)
         }
         self._attributes = {
-            key: catalog.frame[key].reindex(np.arange(catalog.n_items + 1)).to_numpy(object)
+            key: _codes(catalog.frame[key].reindex(np.arange(catalog.n_items + 1)))
             for lay in self.layouts
             for key in lay.group.keys
             if key in catalog.frame.columns
@@ -291,14 +291,15 @@ class RequestFeatures:
             row, raw = self._decoded(lay, found, at, wanted_raw)
             return np.broadcast_to(row, (len(items), width)), raw
         # keyed by the user and an attribute of the product (category, brand)
-        attribute = keys[1]
-        values = self._attributes[attribute][items]
-        present = np.asarray([not _missing(v) for v in values])
-        distinct, inverse = np.unique(values[present].astype(str), return_inverse=True)
-        found = self.online.values(lay.group, [(user_id, v) for v in distinct])
+        codes, names = self._attributes[keys[1]]
+        item_codes = codes[items]
+        present = item_codes >= 0
+        distinct, inverse = np.unique(item_codes[present], return_inverse=True)
+        found = self.online.values(lay.group, [(user_id, names[c]) for c in distinct])
         rows = np.full((len(distinct) + 1, width), np.nan, dtype=np.float32)
         for i, record in enumerate(found):
-            rows[i] = self._decoded(lay, record, at, [])[0]
+            if record is not None:
+                rows[i] = self._decoded(lay, record, at, [])[0]
         index = np.full(len(items), len(distinct))
         index[present] = inverse
         return rows[index], {}
@@ -320,6 +321,16 @@ class RequestFeatures:
                 raw = {c: values.get(c.removeprefix(prefix)) for c in wanted_raw}
                 return lay.encode(values), raw
         return np.full(width, np.nan, dtype=np.float32), {c: None for c in wanted_raw}
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """An attribute per product id as codes into its distinct values (-1: missing)."""
+    present = values.notna().to_numpy()
+    names = sorted({str(v) for v in values[present]})
+    lookup = {name: code for code, name in enumerate(names)}
+    codes = np.full(len(values), -1, dtype=np.int64)
+    codes[present] = [lookup[str(v)] for v in values[present]]
+    return codes, names
 
 
 def _cross(kind: str, left: object, right: object, n: int) -> np.ndarray:

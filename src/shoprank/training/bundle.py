@@ -156,13 +156,12 @@ def fit_serving_state(
     """
     from shoprank.candidates.data import load_catalog, load_log
     from shoprank.ranking.examples import load_users
-    from shoprank.training.generators import generator_factory, load_item_vectors
+    from shoprank.training.generators import catalog_generators
 
     at = at or settings.splits.data_end
     catalog = load_catalog(settings.warehouse_path)
     history = load_log(settings.warehouse_path, settings.splits.data_start, at)
-    vectors = load_item_vectors(settings, catalog)
-    factory = generator_factory(vectors)
+    factory, _ = catalog_generators(settings, catalog)
     sessions = latest_sessions(settings, at)
     users = load_users(settings)
     return build_serving_state(factory, users, history, catalog, at, config, log, sessions)
