@@ -20,8 +20,7 @@ def _catalog(n: int, rng: np.random.Generator) -> Catalog:
     frame = pd.DataFrame(
         {
             "launched_at": [
-                (T0 + timedelta(days=int(d))).replace(tzinfo=None)
-                for d in rng.integers(0, 100, n)
+                (T0 + timedelta(days=int(d))).replace(tzinfo=None) for d in rng.integers(0, 100, n)
             ],
             "in_stock": rng.random(n) > 0.1,
         },
@@ -120,7 +119,8 @@ def test_hnsw_finds_nearly_all_of_the_exact_top_k(tmp_path):
     allowed = catalog.launched_mask(T0 + timedelta(days=90))
     queries = _queries(200, catalog.n_items, rng)
     dense, indexed = _dense_and_indexed(vectors, index)
-    want, got = dense.propose(queries, 50, allowed).items, indexed.propose(queries, 50, allowed).items
+    want = dense.propose(queries, 50, allowed).items
+    got = indexed.propose(queries, 50, allowed).items
     recall = [
         len(set(a[a >= 0]) & set(b[b >= 0])) / max((a >= 0).sum(), 1)
         for a, b in zip(want, got, strict=True)
