@@ -43,6 +43,15 @@ def test_a_line_being_written_is_read_only_when_whole(tmp_path: Path):
     assert log.follow() == [_event(1)]
 
 
+def test_an_event_after_a_line_torn_by_a_crash_is_not_lost(tmp_path: Path):
+    path = tmp_path / "events.jsonl"
+    path.write_text(_event(0).to_json() + "\n" + _event(1).to_json()[:25], encoding="utf-8")
+    log = EventLog(path)
+    with log.exclusive():
+        log.append(_event(2))
+    assert EventLog(path).follow() == [_event(0), _event(2)]  # the torn one is skipped
+
+
 def _append_many(path: str, user: int, n: int) -> None:
     log = EventLog(Path(path))
     for i in range(n):

@@ -37,6 +37,8 @@ from shoprank.settings import Settings
 from shoprank.training.bundle import ServingState, load_recommender
 
 SESSION_PUSH = "session_events_push"
+#: Sessions whose last row is kept to continue them (the longest idle ones go first).
+SESSIONS_KEPT = 100_000
 
 
 class ServingConfigError(ValueError):
@@ -121,6 +123,8 @@ class ServingApp:
         model.booster.set_params(n_jobs=1)  # one request's rows: threads cost more than they save
         store = open_store(settings, serving=True)
         online = OnlineFeatures(store, state.feature_service)
+        # read before loading: a materialization landing meanwhile is picked up by refresh
+        stamps = materialized_through(store, [g.view.name for g in online.groups])
         online.preload(preload_keys(state))
         features = RequestFeatures(model, online, state.catalog)
         live = LiveEvents(state.fitted_at)
@@ -128,7 +132,7 @@ class ServingApp:
         similar = SimilarItems.build(state, settings, tag)
         clock = Clock(settings.serving_clock, state.fitted_at, Clock.server_start())
         app = cls(tag, Recommender(model, state, features, live), similar, store, log, clock)
-        app.materialized = materialized_through(store, online.preloaded_views)
+        app.materialized = {view: stamps[view] for view in online.preloaded_views}
         app.follow()  # the events posted before this worker started
         return app
 
@@ -238,16 +242,22 @@ class ServingApp:
             UnknownProductError: The product is not in the catalog (nothing is written).
         """
         self._require_product(request.product_id)
-        with self.log.exclusive(), self._follow_lock:
-            # no other worker appends and no thread of this one follows until it is pushed;
+        with self.log.exclusive():
+            # no other worker appends until this event is pushed (pushes go in log order);
             # the server's time is taken here, so events without one are in log order
-            moment = _utc(request.timestamp) or self.clock.now()
-            event = LiveEvent(
-                request.user_id, request.session_id, request.product_id, request.event_type, moment
-            )
-            self._follow()  # what other workers logged: this event's session row builds on it
-            self.log.append(event)
-            row = self._follow().get(event)
+            with self._follow_lock:
+                moment = _utc(request.timestamp) or self.clock.now()
+                event = LiveEvent(
+                    request.user_id,
+                    request.session_id,
+                    request.product_id,
+                    request.event_type,
+                    moment,
+                )
+                self._follow()  # what other workers logged: this event's row builds on it
+                self.log.append(event)
+                row = self._follow().get(event)
+            # outside the follow lock: a slow online store never holds up recommendations
             pushed = self._push(row) if row is not None else False
         metrics.record_event(request.event_type, pushed or request.user_id is None)
         degraded = request.user_id is not None and not pushed
@@ -294,7 +304,11 @@ class ServingApp:
             previous, step, session_last=self._session_rows.get((user, event.session_id))
         )
         self._user_rows[user] = row
-        self._session_rows[(user, event.session_id)] = row
+        key = (user, event.session_id)
+        self._session_rows.pop(key, None)  # most recently active last
+        self._session_rows[key] = row
+        if len(self._session_rows) > SESSIONS_KEPT:  # the longest idle session goes
+            del self._session_rows[next(iter(self._session_rows))]
         return row
 
     def _push(self, row: dict) -> bool:

@@ -82,8 +82,12 @@ class EventLog:
     def append(self, event: LiveEvent) -> None:
         """Write one event (whole line or nothing). Call inside :meth:`exclusive`."""
         line = event.to_json() + "\n"
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(line)
+        with self.path.open("a+b") as out:
+            if out.tell() > 0:  # a line torn by a crash is ended, not continued
+                out.seek(out.tell() - 1)
+                if out.read(1) != b"\n":
+                    line = "\n" + line
+            out.write(line.encode("utf-8"))
             out.flush()
             os.fsync(out.fileno())
 
