@@ -450,6 +450,41 @@ def _serving_tag(settings: Settings, tag: str | None) -> str:
     return saved[0]["tag"]
 
 
+@bench_app.command("content-index")
+def bench_content_index(
+    ctx: typer.Context,
+    tag: Annotated[
+        str | None,
+        typer.Option(help="Exact ranker tag (default: $SHOPRANK_MODEL_TAG, else the newest)."),
+    ] = None,
+    queries: Annotated[int, typer.Option(min=10, help="User profiles searched.")] = 2_000,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report path (default: reports/bench_content_index.json)."),
+    ] = None,
+) -> None:
+    """The model's content index vs an exact scan: recall@k and latency per hnsw_ef."""
+    from shoprank.embeddings.bench import content_index_report
+    from shoprank.serving.runtime import limit_threads
+    from shoprank.training.bundle import load_recommender
+
+    limit_threads()  # one thread, as a service worker runs
+    settings = _settings(ctx)
+    model_tag = _serving_tag(settings, tag)
+    console.log(f"loading {model_tag}")
+    _, state = load_recommender(model_tag, settings.bentoml_home)
+    try:
+        report = content_index_report(state, n_queries=queries)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--tag {model_tag}: {exc}") from None
+    report["tag"] = model_tag
+    path = out or settings.project_root / "reports" / "bench_content_index.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    console.print_json(json.dumps(report))
+    console.log(f"wrote {path}")
+
+
 @bench_app.command("serving")
 def bench_serving(
     ctx: typer.Context,

@@ -68,3 +68,26 @@ def test_bench_serving_command_writes_rates_floor_and_event_delay(served, tmp_pa
     for workload in ("user_rows", "brand_affinities"):
         for way in ("get_online_features", "online_read", "service"):
             assert reads[workload][way]["median_ms"] > 0
+
+
+def test_bench_content_index_compares_the_saved_index_with_a_scan(served, tmp_path):
+    """The served tag carries its content index; on the tiny catalog qdrant searches exactly."""
+    out = tmp_path / "bench_content_index.json"
+    env = {**os.environ, "SHOPRANK_BENTOML_HOME": str(served.bentoml_home)}
+    env["SHOPRANK_MODEL_TAG"] = served.model_tag
+    args = ["--data-dir", str(served.data_path), "bench", "content-index", "--queries", "40"]
+    result = subprocess.run(
+        [SHOPRANK, *args, "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["tag"] == served.model_tag and report["queries"] > 0
+    assert report["scan"]["median_ms"] > 0
+    for ef, found in report["hnsw_ef"].items():
+        assert found["recall_mean"] == found["share_exact_top_k"] == 1.0, ef
+        assert found["median_ms"] > 0

@@ -287,3 +287,80 @@ def print_table(report: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     run_index_bench(n=int(sys.argv[1]) if len(sys.argv) > 1 else 50_000)
+
+
+def content_index_report(
+    state: Any,
+    efs: tuple[int, ...] = (64, 128, 256, 512),
+    n_queries: int = 2_000,
+    timed: int = 300,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The saved model's content index against an exact scan, on its own users' profiles.
+
+    Queries are the profiles of ``n_queries`` users with recent products (the fitted
+    state's), products allowed as the service allows them on the fit's day; ``k`` is the
+    content generator's candidate count. Recall@k is against the scan's top k; latency is
+    one :meth:`~shoprank.candidates.content.ContentSimilarity.propose` call per query (the
+    service's call: profile, search, exact cosines, order), median and p99 over ``timed``
+    queries, beside the scan's in the same run.
+    """
+    from shoprank.candidates.content import ContentSimilarity
+    from shoprank.candidates.data import Queries
+    from shoprank.ranking.dataset import candidates_for
+    from shoprank.ranking.examples import in_stock_mask
+
+    content = state.generators["content"]
+    if content.index is None:
+        raise ValueError("this model's content generator has no index (saved before it)")
+    k = candidates_for(state.candidates_per_generator, "content")
+    allowed = state.catalog.launched_mask(state.fitted_at) & in_stock_mask(state.catalog)
+    users = state.users.index.to_numpy(np.int64)
+    with_recent = users[state.recent_of(users)[:, 0] >= 0]
+    rng = np.random.default_rng(seed)
+    ids = np.sort(rng.choice(with_recent, min(n_queries, len(with_recent)), replace=False))
+    profiles = state.users.reindex(ids)
+    profiles.index.name = "user_id"
+    queries = Queries(ids, state.fitted_at, state.recent_of(ids), profiles.reset_index())
+    scan = ContentSimilarity(content.vectors)
+    exact = scan.propose(queries, k, allowed).items
+    singles = [queries.take(slice(i, i + 1)) for i in range(min(timed, len(ids)))]
+
+    def latency(generator: ContentSimilarity) -> dict[str, float]:
+        times = []
+        for one in singles:
+            started = time.perf_counter()
+            generator.propose(one, k, allowed)
+            times.append((time.perf_counter() - started) * 1000)
+        return {"median_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99))}
+
+    index, configured = content.index, content.index.hnsw_ef
+    results = {}
+    try:
+        for ef in efs:
+            index.hnsw_ef = ef
+            found = content.propose(queries, k, allowed).items
+            recall = np.array(
+                [
+                    len(set(a[a >= 0]) & set(b[b >= 0])) / max(int((a >= 0).sum()), 1)
+                    for a, b in zip(exact, found, strict=True)
+                ]
+            )
+            results[str(ef)] = {
+                "recall_mean": float(recall.mean()),
+                "share_exact_top_k": float((recall == 1).mean()),
+                "recall_min": float(recall.min()),
+                **latency(content),
+            }
+    finally:
+        index.hnsw_ef = configured
+    return {
+        "queries": len(ids),
+        "k": k,
+        "products_allowed": int(allowed.sum()),
+        "configured_hnsw_ef": configured,
+        "index_digest": index.digest,
+        "scan": latency(scan),
+        "hnsw_ef": results,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+    }
