@@ -8,7 +8,7 @@ gives for the same moment, and its list must equal the one the offline path rank
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -25,6 +25,7 @@ from shoprank.ranking.examples import (
     with_features,
 )
 from shoprank.ranking.model import QUERY
+from shoprank.ranking.rerank import rerank_lists
 from shoprank.serving.app import ServingApp
 from shoprank.serving.core import Filters, Scored
 from shoprank.serving.schemas import EventRequest
@@ -174,6 +175,28 @@ def mismatches(app: ServingApp, served, log: InteractionLog, cases: list[Case]) 
         ]
         if shown != want:
             problems.append(f"{label}: top-10 differs: {shown} vs {want}")
+        # what the evaluation's ranker_served is made of: the batch post-ranking
+        state = app.state
+        config = replace(
+            state.rerank,
+            k=10,
+            new_arrival_positions=tuple(p for p in state.rerank.new_arrival_positions if p <= 10),
+        )
+        events = app.recommender.live.of(case.user_id, case.session_id, case.moment)
+        bought = app.recommender.bought(case.user_id, events)
+        pairs = pd.DataFrame({"user_id": case.user_id, "product_id": sorted(bought)}, dtype=int)
+        batch = rerank_lists(
+            offline_rows_.assign(user_id=case.user_id),
+            np.asarray([case.user_id]),
+            state.catalog,
+            config,
+            now=case.moment,
+            vectors=state.vectors,
+            bought=pairs,
+            repeat_cats=state.repeat_categories,
+        )[0]
+        if shown != [int(i) for i in batch if i >= 0]:
+            problems.append(f"{label}: the batch post-ranking differs: {shown} vs {batch}")
     return problems
 
 
