@@ -604,7 +604,10 @@ def select(
         attributes.category,
         attributes.new_arrival,
         config,
-        candidate_vectors(vectors, ids[rows]) if vectors is not None else None,
+        # MMR is the only reader of the vectors: without it (lambda 1) they are not gathered
+        candidate_vectors(vectors, ids[rows])
+        if vectors is not None and config.mmr_lambda < 1.0
+        else None,
     )
     return rows[order], slots
 
