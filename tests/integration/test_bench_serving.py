@@ -18,6 +18,15 @@ KINDS = {"known_user", "unknown_user", "in_session", "event"}
 pytestmark = pytest.mark.slow
 
 
+def _shoprank(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run the CLI from the repo root; it must succeed."""
+    result = subprocess.run(
+        [SHOPRANK, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
 def test_bench_serving_command_writes_rates_floor_and_event_delay(served, tmp_path):
     # the bench's events push session features: keep them out of the shared served copy
     data = tmp_path / "data"
@@ -27,15 +36,7 @@ def test_bench_serving_command_writes_rates_floor_and_event_delay(served, tmp_pa
     env.pop("SHOPRANK_MODEL_TAG", None)  # the command picks the newest ranker, as `make serve`
     args = ["--data-dir", str(data), "bench", "serving", "--quick", "--rates", "20"]
     args += ["--duration", "2", "--no-search", "--workers", "1", "--delay-trials", "5"]
-    result = subprocess.run(
-        [SHOPRANK, *args, "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = _shoprank([*args, "--out", str(out)], env)
     assert "Recommender: 20 rps for 2 s" in result.stdout
 
     report = json.loads(out.read_text())
@@ -76,15 +77,7 @@ def test_bench_content_index_compares_the_saved_index_with_a_scan(served, tmp_pa
     env = {**os.environ, "SHOPRANK_BENTOML_HOME": str(served.bentoml_home)}
     env["SHOPRANK_MODEL_TAG"] = served.model_tag
     args = ["--data-dir", str(served.data_path), "bench", "content-index", "--queries", "40"]
-    result = subprocess.run(
-        [SHOPRANK, *args, "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    _shoprank([*args, "--out", str(out)], env)
     report = json.loads(out.read_text())
     assert report["tag"] == served.model_tag and report["queries"] > 0
     assert report["scan"]["median_ms"] > 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import os
 import shutil
 import tempfile
 import threading
@@ -184,7 +185,8 @@ class ContentIndex:
         if self._shard is None:
             with self._lock:
                 if self._shard is None:
-                    private = Path(tempfile.mkdtemp(prefix=f"{COPY_PREFIX}content-"))
+                    # named as own_copy names copies: a killed process's copy is removed later
+                    private = Path(tempfile.mkdtemp(prefix=f"{COPY_PREFIX}{os.getpid()}-"))
                     atexit.register(shutil.rmtree, private, True)
                     shard = private / "shard"
                     if self._files is not None:
