@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pandas as pd
 import pytest
 
 from shoprank.candidates.data import load_catalog
@@ -58,3 +59,36 @@ def test_direct_rows_equal_feasts_online_read(served):
             assert ours[0] == theirs[0], (group.view.name, key)
             assert ours[1] == {n: v for n, v in theirs[1].items() if n in group.features}
     assert found_any > 100
+
+
+def test_bulk_scan_equals_feasts_online_read(served):
+    """The in-process user x attribute tables hold exactly what ``online_read`` returns."""
+    from feast.type_map import feast_value_type_to_python_type
+
+    from shoprank.features.online import user_attribute
+
+    store = open_store(served, serving=True)
+    online = OnlineFeatures(store, "ranker_v1")
+    provider = store._get_provider()
+    groups = [g for g in online.groups if user_attribute(g)]
+    assert {g.keys[1] for g in groups} == {"brand", "category_l1"}
+    for group in groups:
+        frame = online.scan(group)
+        assert frame is not None and len(frame) > 100, group.view.name
+        keys = list(frame.index)
+        sample = keys[:: max(len(keys) // 400, 1)]
+        protos = [entity_key(group.keys, k) for k in sample]
+        feast = provider.online_read(store.config, group.view, protos, list(group.features))
+        for key, (stamp, values) in zip(sample, feast, strict=True):
+            assert values is not None, (group.view.name, key)
+            row = frame.loc[key]
+            stamp = pd.Timestamp(stamp)
+            stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+            assert row["_feature_ts"] == stamp, key
+            for name in group.features:
+                expected = feast_value_type_to_python_type(values[name]) if name in values else None
+                got = row[f"{group.view.name}__{name}"]
+                if expected is None:
+                    assert pd.isna(got), (key, name)
+                else:
+                    assert got == pytest.approx(expected), (key, name)

@@ -9,9 +9,12 @@ sends ``online_read``'s own query to Feast's table with keys serialized once per
 (:class:`~shoprank.features.sqlite_rows.SqliteRows`, checked against Feast's serializer when
 the store opens): the same rows for a quarter of the cost.
 
-- Views keyed by the user (profile, affinities, the live session) are read per request.
+- Views keyed by the user (profile, the live session) are read per request.
 - Views keyed by anything else (products, the calendar) change once a day: they are read in
   bulk once (:meth:`OnlineFeatures.preload`) and kept in process; a refresh reloads them.
+- Views keyed by the user and a product attribute (user x brand, user x category) are only
+  materialized, never pushed: on SQLite they are scanned into process too (a request would
+  read ~150 of their keys); on other stores they are read per request.
 
 Point-in-time semantics are kept where the offline join has them: a value stamped after the
 row's moment, or older than its view's TTL, is missing (Feast's online reads ignore TTL).
@@ -146,17 +149,37 @@ class OnlineFeatures:
             OnlineStoreError: When the online store cannot be read.
         """
         keys = list(dict.fromkeys(keys))
-        records, index = [], []
-        for key, found in zip(keys, self.values(group, keys), strict=True):
-            if found is None:
-                continue
-            stamp, values = found
-            row = {f"{group.view.name}__{name}": values.get(name) for name in group.features}
-            row["_feature_ts"] = pd.Timestamp(stamp)
-            records.append(row)
-            index.append(key)
-        frame = pd.DataFrame.from_records(records, columns=[*group.columns, "_feature_ts"])
-        frame.index = _key_index(index, group.keys)
+        found = [
+            (key, record)
+            for key, record in zip(keys, self.values(group, keys), strict=True)
+            if record is not None
+        ]
+        return _frame(group, found)
+
+    def scan(self, group: ViewGroup) -> pd.DataFrame | None:
+        """Every row of one view (as :meth:`read` returns them), decoded in bulk.
+
+        None when the store is not SQLite read directly or its table cannot be decoded in
+        bulk (:meth:`~shoprank.features.sqlite_rows.SqliteRows.scan`).
+
+        Raises:
+            OnlineStoreError: When the store fails.
+        """
+        if self._direct is None:
+            return None
+        try:
+            with self._lock:
+                found = self._direct.scan(group.view, group.keys, list(group.features))
+        except Exception as exc:
+            raise OnlineStoreError(f"online scan of {group.view.name} failed: {exc}") from exc
+        if found is None:
+            return None
+        frame = pd.DataFrame(
+            {f"{group.view.name}__{n}": found.columns.get(n) for n in group.features},
+            columns=group.columns,
+        )
+        frame["_feature_ts"] = pd.to_datetime(found.stamps).tz_localize("UTC")
+        frame.index = _key_index(found.keys, group.keys)
         return _typed(frame, group)
 
     def table(self, view: str) -> pd.DataFrame:
@@ -166,11 +189,18 @@ class OnlineFeatures:
     def preload(self, values: dict[str, Iterable]) -> None:
         """Read the in-process views in bulk: ``values`` maps a join key to every value.
 
-        E.g. ``{"product_id": catalog ids, "calendar_date": days}``; views keyed by the user
-        are never preloaded.
+        E.g. ``{"product_id": catalog ids, "calendar_date": days}``. Views keyed by the user
+        alone, or fed by a push source (the live session), are never preloaded; views keyed
+        by the user and a product attribute (:func:`user_attribute`) are scanned whole when
+        the store is SQLite read directly (elsewhere they are read per request).
         """
         tables = {}
         for group in self.groups:
+            if user_attribute(group):
+                scanned = self.scan(group)
+                if scanned is not None:
+                    tables[group.view.name] = scanned
+                continue
             if per_request(group) or len(group.keys) != 1 or group.keys[0] not in values:
                 continue
             keys = [(v,) for v in values[group.keys[0]]]
@@ -229,6 +259,36 @@ def materialized_through(store: FeatureStore, views: Iterable[str]) -> dict[str,
 def _aware(stamp: datetime) -> datetime:
     """An event time as aware UTC (stores return naive UTC or aware times)."""
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
+
+
+def user_attribute(group: ViewGroup) -> bool:
+    """Whether a view is keyed by the user and a product attribute, and only materialized.
+
+    One request reads such a view (user x brand, user x category) once per distinct
+    attribute of its candidates (~150 keys); the whole of it is small (seed scale: 607,200
+    user x brand keys, 7 MB as arrays) and changes only when it is materialized, which a
+    refresh notices.
+    """
+    return (
+        len(group.keys) == 2
+        and PER_REQUEST_KEYS[0] in group.keys
+        and getattr(group.view, "stream_source", None) is None
+    )
+
+
+def _frame(
+    group: ViewGroup, found: list[tuple[tuple, tuple[datetime, dict[str, Any]]]]
+) -> pd.DataFrame:
+    """Records (key, (event time, feature -> value)) as :meth:`OnlineFeatures.read` rows."""
+    records, index = [], []
+    for key, (stamp, values) in found:
+        row = {f"{group.view.name}__{name}": values.get(name) for name in group.features}
+        row["_feature_ts"] = pd.Timestamp(stamp)
+        records.append(row)
+        index.append(key)
+    frame = pd.DataFrame.from_records(records, columns=[*group.columns, "_feature_ts"])
+    frame.index = _key_index(index, group.keys)
+    return _typed(frame, group)
 
 
 def per_request(group: ViewGroup) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from shoprank.candidates.data import Catalog, as_datetime64
-from shoprank.features.online import OnlineFeatures, per_request
+from shoprank.features.online import OnlineFeatures, per_request, user_attribute
 from shoprank.features.sources import ViewGroup
 from shoprank.ranking.dataset import CandidateUnion
 from shoprank.ranking.examples import SESSION_DAILY_KEYS
@@ -127,6 +127,26 @@ class ItemTable:
 
 
 @dataclass
+class UserAttributeTable:
+    """A preloaded user x attribute view as arrays, grouped by user.
+
+    The rows of user ``u`` are ``start[u]:start[u + 1]``, sorted by attribute code
+    (the codes of :func:`_codes` over the catalog's values of that attribute).
+    """
+
+    start: np.ndarray  # (max user id + 2,) int64
+    codes: np.ndarray  # (rows,) int64
+    values: np.ndarray  # (rows, features) float32, encoded
+    stamps: np.ndarray  # (rows,) datetime64[us] naive UTC
+
+    def of(self, user_id: int) -> slice:
+        """The user's rows (empty for users the table does not hold)."""
+        if not 0 <= user_id < len(self.start) - 1:
+            return slice(0, 0)
+        return slice(int(self.start[user_id]), int(self.start[user_id + 1]))
+
+
+@dataclass
 class RequestRows:
     """One request's candidates and the ranker's input for them.
 
@@ -177,6 +197,11 @@ class RequestFeatures:
             for key in lay.group.keys
             if key in catalog.frame.columns
         }
+        self._user_tables = {
+            lay.group.view.name: self._user_table(lay)
+            for lay in self.layouts
+            if user_attribute(lay.group) and lay.group.view.name in online.preloaded_views
+        }
         self._daily: dict[tuple[str, np.datetime64], tuple[np.ndarray, dict]] = {}
 
     def _table(self, lay: ViewLayout) -> ItemTable:
@@ -185,17 +210,7 @@ class RequestFeatures:
         key = lay.group.keys[0]
         if key == "product_id":
             frame = frame.reindex(pd.RangeIndex(self.catalog.n_items + 1, name=key))
-        values = np.full((len(frame), len(lay.group.features)), np.nan, dtype=np.float32)
-        for i, column in enumerate(lay.columns):
-            series = frame[column]
-            vocabulary = lay.vocabularies[i]
-            if vocabulary is not None:
-                codes = series.astype(object).map(vocabulary)
-                values[:, i] = pd.to_numeric(codes, errors="coerce").to_numpy(np.float32)
-            elif series.dtype == object:
-                values[:, i] = np.fromiter((_number(v) for v in series), np.float64, len(series))
-            else:
-                values[:, i] = pd.to_numeric(series, errors="coerce").to_numpy(np.float32)
+        values = _encoded(lay, frame)
         raw = {
             c: frame[c].to_numpy(object if frame[c].dtype == object else np.float64)
             for c in lay.columns
@@ -203,6 +218,26 @@ class RequestFeatures:
         }
         stamps = pd.to_datetime(frame["_feature_ts"], utc=True).dt.tz_convert(None)
         return ItemTable(frame.index, values, raw, stamps.to_numpy("datetime64[us]"))
+
+    def _user_table(self, lay: ViewLayout) -> UserAttributeTable:
+        """A preloaded user x attribute view as arrays grouped by user."""
+        frame = self.online.table(lay.group.view.name)
+        user_key, attribute = lay.group.keys
+        codes, names = self._attributes[attribute]
+        lookup = {name: code for code, name in enumerate(names)}
+        users = frame.index.get_level_values(user_key).to_numpy(np.int64)
+        attributes = frame.index.get_level_values(attribute).astype(str)
+        row_codes = np.fromiter((lookup.get(a, -1) for a in attributes), np.int64, len(frame))
+        keep = row_codes >= 0  # attributes no product has: no candidate asks for them
+        order = np.lexsort((row_codes[keep], users[keep]))
+        frame = frame[keep].iloc[order]
+        users, row_codes = users[keep][order], row_codes[keep][order]
+        stamps = pd.to_datetime(frame["_feature_ts"], utc=True).dt.tz_convert(None)
+        top = int(users.max()) + 1 if len(users) else 0
+        start = np.searchsorted(users, np.arange(top + 2)).astype(np.int64)
+        return UserAttributeTable(
+            start, row_codes, _encoded(lay, frame), stamps.to_numpy("datetime64[us]")
+        )
 
     # One request
 
@@ -293,6 +328,9 @@ class RequestFeatures:
         # keyed by the user and an attribute of the product (category, brand)
         codes, names = self._attributes[keys[1]]
         item_codes = codes[items]
+        table = self._user_tables.get(lay.group.view.name)
+        if table is not None:
+            return self._user_rows(lay, table, item_codes, user_id, at), {}
         present = item_codes >= 0
         distinct, inverse = np.unique(item_codes[present], return_inverse=True)
         found = self.online.values(lay.group, [(user_id, names[c]) for c in distinct])
@@ -303,6 +341,25 @@ class RequestFeatures:
         index = np.full(len(items), len(distinct))
         index[present] = inverse
         return rows[index], {}
+
+    def _user_rows(
+        self,
+        lay: ViewLayout,
+        table: UserAttributeTable,
+        item_codes: np.ndarray,
+        user_id: int,
+        at: np.datetime64,
+    ) -> np.ndarray:
+        """The candidates' rows of a preloaded user x attribute view (as :meth:`_read`)."""
+        mine = table.of(user_id)
+        codes = table.codes[mine]
+        rows = np.full((len(codes) + 1, len(lay.group.features)), np.nan, dtype=np.float32)
+        visible = lay.visible(table.stamps[mine], at)
+        rows[:-1][visible] = table.values[mine][visible]
+        position = np.searchsorted(codes, item_codes)
+        hit = (item_codes >= 0) & (position < len(codes))
+        hit[hit] = codes[position[hit]] == item_codes[hit]
+        return rows[np.where(hit, position, len(codes))]
 
     def _decoded(
         self,
@@ -321,6 +378,22 @@ class RequestFeatures:
                 raw = {c: values.get(c.removeprefix(prefix)) for c in wanted_raw}
                 return lay.encode(values), raw
         return np.full(width, np.nan, dtype=np.float32), {c: None for c in wanted_raw}
+
+
+def _encoded(lay: ViewLayout, frame: pd.DataFrame) -> np.ndarray:
+    """A view's rows as the ranker reads them (float32; codes for categoricals)."""
+    values = np.full((len(frame), len(lay.group.features)), np.nan, dtype=np.float32)
+    for i, column in enumerate(lay.columns):
+        series = frame[column]
+        vocabulary = lay.vocabularies[i]
+        if vocabulary is not None:
+            codes = series.astype(object).map(vocabulary)
+            values[:, i] = pd.to_numeric(codes, errors="coerce").to_numpy(np.float32)
+        elif series.dtype == object:
+            values[:, i] = np.fromiter((_number(v) for v in series), np.float64, len(series))
+        else:
+            values[:, i] = pd.to_numeric(series, errors="coerce").to_numpy(np.float32)
+    return values
 
 
 def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
